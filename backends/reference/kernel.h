@@ -1,0 +1,69 @@
+// The reference CPU kernels: plain loops that define what every op computes.
+//
+// Each op has one RefKernel. The executor hands it the node, the input tensors (null for absent
+// optional inputs; captured values last) and expects `outputs` filled with freshly allocated
+// tensors of the right shapes. Kernels validate what shape inference could not (runtime shapes,
+// index ranges) and return an error naming the node rather than reading out of bounds.
+//
+// `compute_in_f32`: the executor converts f16/bf16/f64 inputs to f32 before the call and converts
+// float outputs back to the dtype the graph declares, so such kernels only handle f32 (plus the
+// integer/bool types they accept). Ops that must see the real dtype (Cast, shape ops) leave it off.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+
+namespace seqrun::reference {
+
+struct KernelContext {
+  const Node& node;
+  std::vector<const Tensor*> inputs;  // explicit inputs then captures; null = absent
+  std::vector<Tensor> outputs;        // filled by the kernel, one per node output
+  // Runs a nested graph (control-flow bodies): body inputs, then its captures.
+  std::function<Result<std::vector<Tensor>>(const Graph& body, const std::vector<Tensor>& inputs,
+                                            const std::vector<Tensor>& captures)>
+      run_graph;
+
+  int num_inputs() const { return node.num_explicit_inputs(); }
+  bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }
+  const Tensor& input(int i) const { return *inputs[i]; }
+  // The captured tensors (the node's last num_captures inputs), copied as handles.
+  std::vector<Tensor> captures() const;
+  // Error prefixed with the node's description.
+  template <typename... Args>
+  Status error(fmt::format_string<Args...> format, Args&&... args) const {
+    return Status::error(node.describe() + ": " + fmt::format(format, std::forward<Args>(args)...));
+  }
+};
+
+using KernelFn = std::function<Status(KernelContext&)>;
+
+struct KernelEntry {
+  KernelFn fn;
+  bool compute_in_f32 = false;
+};
+
+class KernelRegistry {
+ public:
+  static const KernelRegistry& global();
+  const KernelEntry* find(const std::string& op) const;
+  void add(const std::string& op, KernelFn fn, bool compute_in_f32 = false);
+  std::vector<std::string> op_names() const;
+
+ private:
+  std::vector<std::pair<std::string, KernelEntry>> entries_;
+};
+
+void register_elementwise_kernels(KernelRegistry& r);
+void register_reduce_kernels(KernelRegistry& r);
+void register_shape_kernels(KernelRegistry& r);
+void register_nn_kernels(KernelRegistry& r);
+void register_attention_kernels(KernelRegistry& r);
+void register_control_flow_kernels(KernelRegistry& r);
+
+}  // namespace seqrun::reference

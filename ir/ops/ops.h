@@ -1,0 +1,14 @@
+// Registration entry points of the built-in op families; OpRegistry::global() calls each once.
+#pragma once
+
+namespace seqrun {
+class OpRegistry;
+namespace ops {
+void register_elementwise_ops(OpRegistry& r);    // unary, binary, Where, Cast, Clip, comparisons, logic
+void register_reduce_ops(OpRegistry& r);         // ReduceX, ArgMax/Min, CumSum, Softmax family
+void register_shape_ops(OpRegistry& r);          // Reshape, Transpose, Slice, Concat, Gather*, Scatter*, ...
+void register_nn_ops(OpRegistry& r);             // MatMul, Gemm, Einsum, Conv, DeformConv, pools, norms
+void register_attention_ops(OpRegistry& r);      // Attention, LinearAttention, RotaryEmbedding, CausalConv...
+void register_control_flow_ops(OpRegistry& r);   // Scan, Loop, If
+}  // namespace ops
+}  // namespace seqrun

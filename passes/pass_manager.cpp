@@ -1,0 +1,51 @@
+// The pass registry, standard pipelines and the runner that verifies after every pass.
+#include <algorithm>
+
+#include "ir/infer.h"
+#include "ir/verify.h"
+#include "passes/canonicalize.h"
+#include "passes/pass.h"
+
+namespace seqrun::passes {
+
+const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
+  static const std::vector<std::pair<std::string, PassFactory>> registry = {
+      {"canonicalize", [] { return std::unique_ptr<Pass>(new CanonicalizePass()); }},
+  };
+  return registry;
+}
+
+std::unique_ptr<Pass> create_pass(const std::string& name) {
+  for (const auto& [n, factory] : pass_registry()) {
+    if (n == name) return factory();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> pipeline_for_level(int level) {
+  if (level <= 0) return {};
+  return {"canonicalize"};
+}
+
+Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {
+  std::vector<PassReport> reports;
+  for (const std::string& name : names) {
+    std::unique_ptr<Pass> pass = create_pass(name);
+    if (!pass) {
+      std::string known;
+      for (const auto& [n, f] : pass_registry()) known += (known.empty() ? "" : ", ") + n;
+      return make_error("unknown pass '{}' (known: {})", name, known);
+    }
+    auto changed = pass->run(graph);
+    if (!changed) return changed.status().with_context("pass '" + name + "'");
+    if (*changed) {
+      Status st = infer_graph_types(graph);
+      if (st) st = verify_graph(graph);
+      if (!st) return st.with_context("after pass '" + name + "'");
+    }
+    reports.push_back({name, *changed});
+  }
+  return reports;
+}
+
+}  // namespace seqrun::passes

@@ -1,0 +1,2 @@
+// seqrun: the command-line front end (inspect, run).
+int main() { return 0; }
