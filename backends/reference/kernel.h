@@ -62,8 +62,13 @@ class KernelRegistry {
 void register_elementwise_kernels(KernelRegistry& r);
 void register_reduce_kernels(KernelRegistry& r);
 void register_shape_kernels(KernelRegistry& r);
-void register_nn_kernels(KernelRegistry& r);
+void register_nn_kernels(KernelRegistry& r);  // also calls the four below
+void register_conv_kernels(KernelRegistry& r);    // nn_conv.cpp: Conv, ConvTranspose, DeformConv
+void register_pool_kernels(KernelRegistry& r);    // nn_pool.cpp
+void register_norm_kernels(KernelRegistry& r);    // nn_norm.cpp
+void register_resize_kernels(KernelRegistry& r);  // nn_resize.cpp: Resize, Upsample
 void register_attention_kernels(KernelRegistry& r);
+void register_linear_attention_kernels(KernelRegistry& r);  // called by register_attention_kernels
 void register_control_flow_kernels(KernelRegistry& r);
 
 }  // namespace seqrun::reference

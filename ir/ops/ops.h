@@ -1,6 +1,11 @@
 // Registration entry points of the built-in op families; OpRegistry::global() calls each once.
 #pragma once
 
+#include <cstdint>
+
+#include "ir/dtype.h"
+#include "ir/status.h"
+
 namespace seqrun {
 class OpRegistry;
 namespace ops {
@@ -10,5 +15,9 @@ void register_shape_ops(OpRegistry& r);          // Reshape, Transpose, Slice, C
 void register_nn_ops(OpRegistry& r);             // MatMul, Gemm, Einsum, Conv, DeformConv, pools, norms
 void register_attention_ops(OpRegistry& r);      // Attention, LinearAttention, RotaryEmbedding, CausalConv...
 void register_control_flow_ops(OpRegistry& r);   // Scan, Loop, If
+
+// The seqrun dtype of an ONNX TensorProto data type number (Cast's `to`); the error names the
+// ONNX type when seqrun has no such dtype (STRING, COMPLEX64, FLOAT8*, ...).
+Result<DType> dtype_from_onnx_type(int64_t onnx_type);
 }  // namespace ops
 }  // namespace seqrun

@@ -1,2 +1,147 @@
-// seqrun-export: converts models into .seqrun files and runs ONNX conformance folders.
-int main() { return 0; }
+// seqrun-export: converts ONNX models into .seqrun files and runs ONNX conformance test folders.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "ir/serialize.h"
+#include "passes/pass.h"
+#include "tools/export/conformance.h"
+#include "tools/export/onnx_import.h"
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+int report_error(const std::string& message, int code) {
+  std::fprintf(stderr, "seqrun-export: error: %s\n", message.c_str());
+  return code;
+}
+
+struct ConvertArgs {
+  std::string input;
+  std::string output;
+  std::string external_data_dir;
+};
+
+struct CheckArgs {
+  std::vector<std::string> dirs;
+  int opt_level = 1;
+  std::vector<std::string> passes;
+  CLI::Option* passes_option = nullptr;
+  std::string exclude_file;
+  bool skip_unsupported = false;
+};
+
+int run_convert(const ConvertArgs& args) {
+  seqrun::onnx_import::ImportOptions options;
+  options.external_data_dir = args.external_data_dir;
+  auto graph = seqrun::onnx_import::import_onnx_file(args.input, options);
+  if (!graph) return report_error(graph.status().message(), kExitFailed);
+  seqrun::SaveOptions save;
+  save.producer = "seqrun-export";
+  save.metadata["source_format"] = "onnx";
+  save.metadata["source_file"] = std::filesystem::path(args.input).filename().string();
+  seqrun::Status st = seqrun::save_model(*graph.value(), args.output, save);
+  if (!st) return report_error(st.message(), kExitFailed);
+  const seqrun::Graph& g = *graph.value();
+  std::printf("wrote %s: %d nodes, %zu inputs, %zu outputs, %zu bytes of constants\n", args.output.c_str(),
+              g.num_nodes(), g.inputs().size(), g.outputs().size(), g.constant_bytes());
+  return 0;
+}
+
+int run_check(const CheckArgs& args) {
+  seqrun::conformance::CheckOptions options;
+  options.opt_level = args.opt_level;
+  if (args.passes_option != nullptr && args.passes_option->count() > 0) {
+    std::vector<std::string> names;
+    for (const std::string& n : args.passes) {
+      if (!n.empty()) names.push_back(n);
+    }
+    options.passes = names;
+  }
+  options.skip_unsupported = args.skip_unsupported;
+  if (!args.exclude_file.empty()) {
+    auto excluded = seqrun::conformance::read_exclude_file(args.exclude_file);
+    if (!excluded) return report_error(excluded.status().message(), kExitUsage);
+    options.excluded = std::move(excluded).value();
+  }
+  auto summary = seqrun::conformance::run_conformance(args.dirs, options, &std::cout);
+  if (!summary) return report_error(summary.status().message(), kExitUsage);
+  std::cout << seqrun::conformance::format_summary(summary.value()) << std::endl;
+  return summary.value().ok() ? 0 : kExitFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(
+      "seqrun-export: convert ONNX models to .seqrun files and check seqrun against ONNX's operator tests",
+      "seqrun-export");
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 ok, 1 the conversion failed or a test failed, 2 bad command line.\n"
+      "\n"
+      "Examples:\n"
+      "  seqrun-export onnx model.onnx -o model.seqrun\n"
+      "  seqrun-export check tests/data/onnx-node                      every test folder inside\n"
+      "  seqrun-export check -O0 tests/data/onnx-node/test_gelu_tanh_1  one test, no passes\n"
+      "  seqrun-export check --passes canonicalize --exclude tests/conformance-exclude.txt DIR\n"
+      "  seqrun-export check --skip-unsupported /usr/share/libonnx-testdata/data/node\n"
+      "\n"
+      "Run 'seqrun-export <command> --help' for a command's options.");
+
+  ConvertArgs convert_args;
+  CLI::App* convert = app.add_subcommand(
+      "onnx",
+      "Import an ONNX model (opsets 1..28 of the default domain; older forms are converted to the newest) "
+      "and write it as a .seqrun file");
+  convert->add_option("input", convert_args.input, "The .onnx file")->required()->check(CLI::ExistingFile);
+  convert->add_option("-o,--output", convert_args.output, "The .seqrun file to write")->required();
+  convert->add_option("--external-data-dir", convert_args.external_data_dir,
+                      "Where tensors stored as external data live (default: the model's folder)");
+
+  CheckArgs check_args;
+  CLI::App* check = app.add_subcommand("check",
+                                       "Run ONNX backend tests: each DIR is a test folder (model.onnx + "
+                                       "test_data_set_*/input_N.pb, output_N.pb) "
+                                       "or a folder of them. Prints 'PASS|FAIL|ERROR|SKIP <name> (<reason>) "
+                                       "ops: Op=n ...' per test (the ops left "
+                                       "after the passes) and 'N passed, M failed[, K skipped]' last. Floats "
+                                       "match within rtol 1e-3 / atol 1e-5 "
+                                       "(f16/bf16: 1e-2 / 1e-3), integers and bools exactly.");
+  check->add_option("dirs", check_args.dirs, "Test folders, or folders of test folders")->required();
+  CLI::Option* level = check
+                           ->add_option("-O,--opt-level", check_args.opt_level,
+                                        "Optimization level: -O0 runs no passes, -O1 the default pipeline")
+                           ->check(CLI::Range(0, 1))
+                           ->capture_default_str();
+  check_args.passes_option = check
+                                 ->add_option("--passes", check_args.passes,
+                                              "Run exactly these passes, comma-separated (overrides -O)")
+                                 ->delimiter(',')
+                                 ->allow_extra_args(false)
+                                 ->excludes(level);
+  check
+      ->add_option("--exclude", check_args.exclude_file,
+                   "File of '<test-name>  # reason' lines (fnmatch patterns allowed); those tests print SKIP")
+      ->check(CLI::ExistingFile);
+  check->add_flag(
+      "--skip-unsupported", check_args.skip_unsupported,
+      "Print SKIP instead of ERROR for models with ops, dtypes or attribute forms seqrun does not "
+      "support");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    return report_error(std::string(e.what()) + " (see 'seqrun-export --help')", kExitUsage);
+  }
+  spdlog::set_level(spdlog::level::warn);
+  if (convert->parsed()) return run_convert(convert_args);
+  if (check->parsed()) return run_check(check_args);
+  return report_error("no command given (see 'seqrun-export --help')", kExitUsage);
+}

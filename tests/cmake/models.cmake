@@ -1,0 +1,5 @@
+# Conformance run over the PyTorch-exported ONNX models in tests/data/models (regenerate them with
+# `/usr/bin/python3 tests/reference/export_models.py`): seqrun's outputs must match PyTorch's saved outputs.
+add_test(NAME onnx_models_conformance
+         COMMAND $<TARGET_FILE:seqrun-export> check ${PROJECT_SOURCE_DIR}/tests/data/models)
+set_tests_properties(onnx_models_conformance PROPERTIES LABELS "conformance;onnx" TIMEOUT 300)

@@ -1,0 +1,72 @@
+// What the seqrun subcommands share: global and pipeline options, opening a model file of either
+// format into a Session, and the one-line error convention.
+//
+// Exit codes: 0 success, 1 the command failed (bad model, bad input data, failed run), 2 the
+// command line itself is wrong (unknown option, malformed --input). Every failure prints exactly
+// one line "seqrun: error: ..." to stderr that names the file, input or node at fault.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "ir/status.h"
+#include "runtime/session.h"
+
+namespace seqrun::cli {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct GlobalArgs {
+  std::string log_level = "warn";
+  int threads = 0;  // 0 = all cores
+};
+
+// -O0 / -O1 / --passes a,b,c, shared by every command that loads a model.
+struct PipelineArgs {
+  int opt_level = 1;
+  std::vector<std::string> passes;
+  CLI::Option* passes_option = nullptr;  // to tell "--passes not given" from "--passes ''"
+};
+
+void add_pipeline_options(CLI::App& command, PipelineArgs& args);
+runtime::SessionOptions make_session_options(const PipelineArgs& pipeline, const GlobalArgs& global);
+
+struct OpenedModel {
+  std::unique_ptr<runtime::Session> session;
+  std::string format;  // "seqrun" or "onnx"
+};
+
+// Opens a .seqrun file (by its magic) or an .onnx file (anything else) and runs the pipeline.
+Result<OpenedModel> open_model(const std::string& path, const runtime::SessionOptions& options);
+
+// Prints "seqrun: error: MESSAGE" to stderr and returns `exit_code`.
+int report_error(const std::string& message, int exit_code = kExitFailure);
+
+// Subcommands: each registers its options on `app` and returns the subcommand; run_* return the exit code.
+struct InspectArgs;
+struct RunArgs;
+CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args);
+int run_inspect(const InspectArgs& args, const GlobalArgs& global);
+CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global);
+int run_run(const RunArgs& args, const GlobalArgs& global);
+
+struct InspectArgs {
+  std::string model;
+  std::string format = "text";
+  bool print_weights = false;
+  PipelineArgs pipeline;
+};
+
+struct RunArgs {
+  std::string model;
+  std::vector<std::string> inputs;  // NAME=FILE.npy
+  std::string output_dir;
+  bool check_finite = false;
+  PipelineArgs pipeline;
+};
+
+}  // namespace seqrun::cli
