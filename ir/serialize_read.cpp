@@ -100,12 +100,33 @@ bool verify_shallow(flatbuffers::Verifier& v, const fb::Attribute* a) {
          t->VerifyOffset(v, fb::Attribute::VT_GRAPH) && v.EndTable();
 }
 
+// A name from the file as error messages show it: at most 120 characters. (Control characters are
+// escaped for the whole message in one_line, so a name cannot break the one-line error.)
+std::string shown(const std::string& name) {
+  constexpr size_t kMaxShown = 120;
+  return name.size() <= kMaxShown ? name : name.substr(0, kMaxShown) + "...";
+}
+
+// The message with control characters escaped, so every load error is exactly one line.
+Status one_line(const Status& st) {
+  std::string out;
+  for (char c : st.message()) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return Status::error(std::move(out));
+}
+
 std::string value_part(const std::string& name, size_t index) {
-  return fmt::format("value '{}' (#{})", name, index);
+  return fmt::format("value '{}' (#{})", shown(name), index);
 }
 
 std::string node_part(const std::string& name, size_t index) {
-  return name.empty() ? fmt::format("node #{}", index) : fmt::format("node '{}' (#{})", name, index);
+  return name.empty() ? fmt::format("node #{}", index) : fmt::format("node '{}' (#{})", shown(name), index);
 }
 
 // Reads one verified-as-we-go model. Errors are "<part>: <problem>"; the caller prefixes the file
@@ -228,7 +249,7 @@ class ModelReader {
       if (!verifier_->VerifyTable(kv)) return make_error("{}: fails FlatBuffers verification", part);
       SEQRUN_ASSIGN(std::string key, read_string(kv->key(), part));
       SEQRUN_ASSIGN(std::string value, read_string(kv->value(), part));
-      if (!out.emplace(key, value).second) return make_error("{}: duplicate key '{}'", part, key);
+      if (!out.emplace(key, value).second) return make_error("{}: duplicate key '{}'", part, shown(key));
     }
     return Status::ok();
   }
@@ -247,7 +268,7 @@ class ModelReader {
       const fb::Tensor* ft = list->Get(i);
       if (!verifier_->VerifyTable(ft)) return make_error("tensor #{}: fails FlatBuffers verification", i);
       SEQRUN_ASSIGN(std::string name, read_string(ft->name(), fmt::format("tensor #{}", i)));
-      std::string part = fmt::format("tensor '{}' (#{})", name, i);
+      std::string part = fmt::format("tensor '{}' (#{})", shown(name), i);
       if (!dtype_is_valid(ft->dtype())) return make_error("{}: invalid dtype {}", part, ft->dtype());
       DType dtype = static_cast<DType>(ft->dtype());
       Shape shape;
@@ -284,8 +305,8 @@ class ModelReader {
     for (const Extent& e : extents) {
       if (furthest != nullptr && e.offset < furthest->end) {
         return make_error("tensor '{}' (#{}): bytes [{}, {}) overlap tensor '{}' (#{}) at [{}, {})",
-                          names[e.index], e.index, e.offset, e.end, names[furthest->index], furthest->index,
-                          furthest->offset, furthest->end);
+                          shown(names[e.index]), e.index, e.offset, e.end, shown(names[furthest->index]),
+                          furthest->index, furthest->offset, furthest->end);
       }
       if (furthest == nullptr || e.end > furthest->end) furthest = &e;
     }
@@ -311,7 +332,8 @@ class ModelReader {
         SEQRUN_ASSIGN(std::string symbol, read_string(d->symbol(), part));
         if (d->value() >= 0) {
           if (!symbol.empty())
-            return make_error("{}: dim {} has both size {} and symbol '{}'", part, i, d->value(), symbol);
+            return make_error("{}: dim {} has both size {} and symbol '{}'", part, i, d->value(),
+                              shown(symbol));
           dims.emplace_back(d->value());
         } else if (!symbol.empty()) {
           dims.push_back(Dim::symbol(symbol));
@@ -460,7 +482,7 @@ class ModelReader {
       if (!verify_shallow(*verifier_, fa))
         return make_error("{}: attribute #{} fails FlatBuffers verification", node, i);
       SEQRUN_ASSIGN(std::string key, read_string(fa->name(), node));
-      std::string part = fmt::format("{}: attribute '{}'", node, key);
+      std::string part = fmt::format("{}: attribute '{}'", node, shown(key));
       if (key.empty()) return make_error("{}: attribute #{} has no name", node, i);
       if (attrs.count(key) > 0) return make_error("{}: duplicate attribute", part);
       SEQRUN_ASSIGN(Attribute a, read_attribute(fa, part, depth));
@@ -534,7 +556,7 @@ class ModelReader {
       SEQRUN_ASSIGN(std::string name, read_string(fn->name(), "node"));
       std::string part = node_part(name, k);
       SEQRUN_ASSIGN(std::string op, read_string(fn->op(), part));
-      if (OpRegistry::global().find(op) == nullptr) return make_error("{}: unknown op '{}'", part, op);
+      if (OpRegistry::global().find(op) == nullptr) return make_error("{}: unknown op '{}'", part, shown(op));
       std::vector<Value*> ins;
       if (fn->inputs() != nullptr) {
         SEQRUN_TRY(charge_vector(fn->inputs(), part));
@@ -613,7 +635,7 @@ Result<ModelFile> load_model_from_memory(const uint8_t* data, size_t size, const
   }
   ModelReader reader(data, size, std::move(keepalive));
   auto result = reader.read();
-  if (!result.is_ok()) return result.status().with_context(name);
+  if (!result.is_ok()) return one_line(result.status().with_context(name));
   return result;
 }
 
@@ -645,7 +667,7 @@ Result<ModelFile> load_model(const std::string& path) {
       base, [file_bytes](const void* p) { ::munmap(const_cast<void*>(p), file_bytes); });
   ModelReader reader(static_cast<const uint8_t*>(base), file_bytes, mapping);
   auto result = reader.read();
-  if (!result.is_ok()) return result.status().with_context(path);
+  if (!result.is_ok()) return one_line(result.status().with_context(path));
   return result;
 }
 

@@ -38,8 +38,9 @@ Status attention_dims(const KernelContext& ctx, AttentionDims* d) {
   const Tensor& q = ctx.input(0);
   const Tensor& k = ctx.input(1);
   const Tensor& v = ctx.input(2);
-  if (q.rank() != 3 && q.rank() != 4)
+  if (q.rank() != 3 && q.rank() != 4) {
     return ctx.error("Q must be 3-D or 4-D, is {}", shape_to_string(q.shape()));
+  }
   if (k.rank() != q.rank() || v.rank() != q.rank()) {
     return ctx.error("Q {}, K {} and V {} must have the same rank", shape_to_string(q.shape()),
                      shape_to_string(k.shape()), shape_to_string(v.shape()));
@@ -64,8 +65,9 @@ Status attention_dims(const KernelContext& ctx, AttentionDims* d) {
       return ctx.error("K hidden size {} != kv_num_heads {} x head size {}", k.dim(2), d->kv_heads,
                        d->qk_size);
     }
-    if (v.dim(1) != d->kv_len)
+    if (v.dim(1) != d->kv_len) {
       return ctx.error("K and V sequence lengths differ ({} vs {})", d->kv_len, v.dim(1));
+    }
   } else {
     d->q_heads = q.dim(1);
     d->q_len = q.dim(2);
@@ -145,8 +147,9 @@ Status make_mask_view(const KernelContext& ctx, const AttentionDims& d, bool bat
   if (m.dtype() != DType::boolean && m.dtype() != DType::f32) {
     return ctx.error("attn_mask must be bool or float, is {}", dtype_name(m.dtype()));
   }
-  if (m.rank() < 1 || m.rank() > 4)
+  if (m.rank() < 1 || m.rank() > 4) {
     return ctx.error("attn_mask must have rank 1..4, is {}", shape_to_string(m.shape()));
+  }
   // Right-align to [B, Hq, Sq, Tm]; a 3-D mask with an external KV cache is [B, Sq, Tm].
   int64_t dims[4] = {1, 1, 1, 1};
   if (batch_major_3d && m.rank() == 3) {
@@ -204,6 +207,9 @@ Status run_attention(KernelContext& ctx) {
     }
     if (ctx.has_input(4)) return ctx.error("nonpad_kv_seqlen cannot be combined with past_key/past_value");
     nonpad = np.to_i64_vector();
+    // Values beyond ±(T + Sq) compare the same as the bound; clamping keeps the offset math in range.
+    const int64_t bound = d.total_len + d.q_len + 1;
+    for (int64_t& n : nonpad) n = std::min(std::max(n, -bound), bound);
   }
   const bool external_cache = is_causal && !nonpad.empty();
   MaskView mask;
@@ -291,15 +297,17 @@ Status run_modifier(KernelContext& ctx, const char* attr, Tensor* x) {
   if (body == nullptr) return Status::ok();
   auto result = ctx.run_graph(*body, {*x}, ctx.captures());
   if (!result.is_ok()) return result.status().with_context(ctx.node.describe() + " (" + attr + ")");
-  if (result.value().size() != 1)
+  if (result.value().size() != 1) {
     return ctx.error("{} must return one tensor, returned {}", attr, result.value().size());
+  }
   Tensor out = result.value()[0];
   if (out.shape() != x->shape()) {
     return ctx.error("{} returned shape {}, expected {}", attr, shape_to_string(out.shape()),
                      shape_to_string(x->shape()));
   }
-  if (!is_float(out.dtype()))
+  if (!is_float(out.dtype())) {
     return ctx.error("{} returned {}, expected a float tensor", attr, dtype_name(out.dtype()));
+  }
   *x = out.dtype() == DType::f32 ? out : out.cast(DType::f32);
   return Status::ok();
 }

@@ -181,8 +181,9 @@ Status run_scan(KernelContext& ctx) {
       body_inputs.push_back(slice_step(ctx.input(num_states + i), axes[i], step));
     }
     auto result = ctx.run_graph(*body, body_inputs, captures);
-    if (!result.is_ok())
+    if (!result.is_ok()) {
       return result.status().with_context(node.describe() + " (step " + std::to_string(t) + ")");
+    }
     std::vector<Tensor>& outs = result.value();
     if (static_cast<int>(outs.size()) != node.num_outputs()) {
       return ctx.error("body returned {} outputs, expected {}", outs.size(), node.num_outputs());
@@ -208,8 +209,9 @@ Status run_loop(KernelContext& ctx) {
   if (body == nullptr) return ctx.error("missing graph attribute 'body'");
   const int num_carried = ctx.num_inputs() - 2;
   const int num_scan_outputs = node.num_outputs() - num_carried;
-  if (num_carried < 0 || num_scan_outputs < 0)
+  if (num_carried < 0 || num_scan_outputs < 0) {
     return ctx.error("inputs/outputs do not match (M, cond, carried...)");
+  }
   if (static_cast<int>(body->outputs().size()) != 1 + node.num_outputs()) {
     return ctx.error("body has {} outputs, expected {}", body->outputs().size(), 1 + node.num_outputs());
   }
@@ -235,9 +237,7 @@ Status run_loop(KernelContext& ctx) {
   }
   if (trip_count < 0 && cond && condition_passes_through(*body)) {
     return ctx.error(
-        "never ends: no trip count, cond is true and the body returns its condition unchanged "
-        "(the limit is {} iterations)",
-        kMaxLoopIterations);
+        "never ends: no trip count M, cond is true and the body returns its condition unchanged");
   }
   const std::vector<Tensor> captures = ctx.captures();
   std::vector<std::vector<Tensor>> scan_steps(num_scan_outputs);

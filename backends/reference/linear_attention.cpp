@@ -148,8 +148,9 @@ Status run_causal_conv(KernelContext& ctx) {
   for (int i = 0; i < 4; ++i) SEQRUN_TRY(require_f32(ctx, i, names[i]));
   const std::string activation = ctx.node.get_string("activation", "none");
   const bool silu = activation == "silu" || activation == "swish";
-  if (!silu && activation != "none")
+  if (!silu && activation != "none") {
     return ctx.error("unknown activation '{}' (none, silu, swish)", activation);
+  }
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   if (x.rank() != 3) return ctx.error("input must be 3-D [B, C, L], is {}", shape_to_string(x.shape()));
@@ -216,8 +217,9 @@ Status run_rotary_embedding(KernelContext& ctx) {
   }
   const int64_t rd_attr = ctx.node.get_int("rotary_embedding_dim", 0);
   const int64_t rd = rd_attr > 0 ? rd_attr : D;
-  if (rd > D || rd % 2 != 0)
+  if (rd > D || rd % 2 != 0) {
     return ctx.error("rotary_embedding_dim {} must be even and <= head size {}", rd, D);
+  }
   const int64_t half = rd / 2;
   if (cos_cache.shape() != sin_cache.shape()) {
     return ctx.error("cos_cache {} and sin_cache {} differ", shape_to_string(cos_cache.shape()),

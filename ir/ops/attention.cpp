@@ -41,10 +41,12 @@ Status infer_attention(InferContext& ctx) {
   if (ctx.num_outputs() > 2) ctx.outputs[2] = TensorType::unknown_rank(v.dtype());
   if (!q.has_rank()) return Status::ok();
   if (q.rank() != 3 && q.rank() != 4) return make_error("Q must be 3-D or 4-D, is {}", q.to_string());
-  if (k.has_rank() && k.rank() != q.rank())
+  if (k.has_rank() && k.rank() != q.rank()) {
     return make_error("K rank {} differs from Q rank {}", k.rank(), q.rank());
-  if (v.has_rank() && v.rank() != q.rank())
+  }
+  if (v.has_rank() && v.rank() != q.rank()) {
     return make_error("V rank {} differs from Q rank {}", v.rank(), q.rank());
+  }
   const int64_t q_heads_attr = node.get_int("q_num_heads", 0);
   const int64_t kv_heads_attr = node.get_int("kv_num_heads", 0);
   Dim batch = q.dim(0), q_seq, q_heads, kv_heads, qk_head, v_head, kv_seq;

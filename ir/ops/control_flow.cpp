@@ -82,8 +82,9 @@ Status infer_scan(InferContext& ctx) {
     const TensorType& t = ctx.input_type(num_states + i);
     if (!t.has_rank()) continue;
     SEQRUN_ASSIGN(int axis, infer::normalize_axis(ctx, in_axes.empty() ? 0 : in_axes[i], t.rank()));
-    if (t.rank() == 0)
+    if (t.rank() == 0) {
       return make_error("scan input {} is a scalar; it needs a sequence axis", num_states + i);
+    }
     if (seq_len.is_unknown()) seq_len = t.dim(axis);
   }
   for (int i = 0; i < num_states; ++i) {

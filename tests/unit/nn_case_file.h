@@ -7,9 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cmath>
-#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -32,18 +32,21 @@ struct OneNode {
   Node* node = nullptr;
   std::vector<Tensor> feeds;
 
-  OneNode(const std::string& op, const std::vector<Tensor>& inputs, std::map<std::string, Attribute> attrs = {},
-          int num_outputs = 1, const std::vector<int>& constants = {}) {
+  OneNode(const std::string& op, const std::vector<Tensor>& inputs,
+          std::map<std::string, Attribute> attrs = {}, int num_outputs = 1,
+          const std::vector<int>& constants = {}) {
     std::vector<Value*> ins;
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Tensor& t = inputs[i];
-      const bool is_const = std::find(constants.begin(), constants.end(), static_cast<int>(i)) != constants.end();
+      const bool is_const =
+          std::find(constants.begin(), constants.end(), static_cast<int>(i)) != constants.end();
       if (!t.defined()) {
         ins.push_back(nullptr);
       } else if (is_const) {
         ins.push_back(graph->add_constant("c" + std::to_string(i), t));
       } else {
-        ins.push_back(graph->add_input("in" + std::to_string(i), TensorType::from_shape(t.dtype(), t.shape())));
+        ins.push_back(
+            graph->add_input("in" + std::to_string(i), TensorType::from_shape(t.dtype(), t.shape())));
         feeds.push_back(t);
       }
     }
@@ -62,7 +65,9 @@ struct OneNode {
   const TensorType& out_type(int i = 0) const { return node->output(i)->type(); }
 };
 
-inline Tensor f32(Shape shape, std::vector<float> values) { return Tensor::from_vector<float>(std::move(shape), values); }
+inline Tensor f32(Shape shape, std::vector<float> values) {
+  return Tensor::from_vector<float>(std::move(shape), values);
+}
 inline Tensor i64(Shape shape, std::vector<int64_t> values) {
   return Tensor::from_vector<int64_t>(std::move(shape), values);
 }
@@ -103,11 +108,20 @@ inline Tensor read_tensor(std::istringstream& header, std::istream& in) {
     double v = 0;
     values >> v;
     switch (dtype) {
-      case DType::f32: t.data<float>()[i] = static_cast<float>(v); break;
-      case DType::i64: t.data<int64_t>()[i] = static_cast<int64_t>(v); break;
-      case DType::i32: t.data<int32_t>()[i] = static_cast<int32_t>(v); break;
-      case DType::u8: t.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
-      default: break;
+      case DType::f32:
+        t.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DType::i64:
+        t.data<int64_t>()[i] = static_cast<int64_t>(v);
+        break;
+      case DType::i32:
+        t.data<int32_t>()[i] = static_cast<int32_t>(v);
+        break;
+      case DType::u8:
+        t.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        break;
+      default:
+        break;
     }
   }
   return t;
@@ -203,7 +217,8 @@ inline void check_case(const std::string& path) {
   for (size_t k = 0; k < c.outputs.size(); ++k) {
     const Tensor& got = (*result)[k];
     const Tensor& want = c.outputs[k];
-    INFO("output " << k << ": got " << shape_to_string(got.shape()) << " want " << shape_to_string(want.shape()));
+    INFO("output " << k << ": got " << shape_to_string(got.shape()) << " want "
+                   << shape_to_string(want.shape()));
     REQUIRE(got.dtype() == want.dtype());
     REQUIRE(got.shape() == want.shape());
     const TensorType& inferred = n.out_type(static_cast<int>(k));
@@ -218,9 +233,10 @@ inline void check_case(const std::string& path) {
       if (!ok && bad < 0) bad = i;
       worst = std::max(worst, err);
     }
-    INFO("first mismatch at flat index " << bad << (bad >= 0 ? ": got " + std::to_string(got.get_f64(bad)) +
-                                                                   " want " + std::to_string(want.get_f64(bad))
-                                                             : std::string())
+    INFO("first mismatch at flat index " << bad
+                                         << (bad >= 0 ? ": got " + std::to_string(got.get_f64(bad)) +
+                                                            " want " + std::to_string(want.get_f64(bad))
+                                                      : std::string())
                                          << ", max abs error " << worst);
     CHECK(bad < 0);
   }

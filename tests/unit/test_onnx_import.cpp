@@ -744,6 +744,11 @@ TEST_CASE("tensor data sizes are checked against the dims") {
     w->clear_dims();
     w->add_dims(-3);
     CHECK_THAT(import_error(m), Catch::Contains("negative dimension"));
+    // 1 TiB of f32 claimed, no data: rejected before anything is allocated.
+    w->clear_dims();
+    w->add_dims(int64_t{1} << 20);
+    w->add_dims(int64_t{1} << 18);
+    CHECK_THAT(import_error(m), Catch::Contains("float_data has 0 values"));
   }
 }
 

@@ -110,6 +110,7 @@ Result<std::vector<TensorType>> infer_op(const std::string& op,
 
 void check_error(const Status& st, const std::string& needle) {
   INFO("message: " << st.message());
+  INFO("expected error containing: " << needle);
   REQUIRE_FALSE(st.is_ok());
   CHECK(st.message().find("node_under_test") != std::string::npos);
   CHECK(st.message().find(needle) != std::string::npos);
@@ -945,4 +946,53 @@ TEST_CASE("inference: static shapes from constants") {
   t = infer_op("ConstantOfShape", {i64s({2, 3})}, {{"value", Tensor::from_vector<bool>({1}, {true})}});
   REQUIRE(t.is_ok());
   CHECK(t->at(0).to_string() == "bool[2, 3]");
+}
+
+// ------------------------------------------------------------------------------------------------
+// More bad inputs: each is an error naming the node, never a crash
+
+TEST_CASE("bad inputs: missing required inputs, mismatched dtypes and shapes") {
+  Tensor x = iota_f32({2, 3});
+  check_error(run_op("Reshape", {in(x), absent()}).status, "missing");
+  check_error(run_op("Gather", {in(x), absent()}).status, "missing");
+  check_error(run_op("Gather", {in(x), in(tensor<float>({1}, {0}))}).status, "integer");
+  check_error(run_op("Split", {in(x)}, {{"num_outputs", 3}}, 2).status, "num_outputs");
+  check_error(run_op("Range", {in(Tensor::scalar<int64_t>(0)), in(Tensor::scalar<int32_t>(5)),
+                               in(Tensor::scalar<int64_t>(1))})
+                  .status,
+              "dtype");
+  check_error(
+      run_op("Compress", {in(x), in(Tensor::from_vector<bool>({1, 1}, {true}))}, {{"axis", 0}}).status,
+      "1-D");
+  check_error(
+      run_op("OneHot", {in(i64s({0})), in(Tensor::scalar<int64_t>(2)), in(tensor<float>({3}, {0, 1, 2}))})
+          .status,
+      "values");
+  Tensor d = iota_i64({2, 2, 2});
+  check_error(run_op("GatherND", {in(d), in(tensor<int64_t>({3, 1}, {0, 0, 0}))}, {{"batch_dims", 1}}).status,
+              "batch dim");
+  check_error(run_op("ScatterElements", {in(x), in(tensor<int64_t>({3, 1}, {0, 0, 0})), in(iota_f32({3, 1}))},
+                     {{"axis", 1}})
+                  .status,
+              "exceed");
+  check_error(
+      run_op("ScatterND", {in(x), in(tensor<int64_t>({1, 1}, {0})), in(tensor<int64_t>({1, 3}, {1, 2, 3}))})
+          .status,
+      "dtype");
+  check_error(run_op("DepthToSpace", {in(iota_i64({1, 4, 2}))}, {{"blocksize", 2}}).status, "4-D");
+  check_error(run_op("DepthToSpace", {in(iota_i64({1, 4, 2, 2}))}, {{"blocksize", 0}}).status, "blocksize");
+}
+
+TEST_CASE("Slice, Gather and Pad on zero-size inputs") {
+  Tensor empty = Tensor::empty(DType::f32, {0, 3});
+  Run r = run_op("Slice", {in(empty), in(i64s({1})), in(i64s({-1})), in(i64s({0})), in(i64s({-1}))});
+  REQUIRE_OK(r);
+  CHECK(r.out().shape() == Shape{0, 3});
+  r = run_op("Gather", {in(empty), in(Tensor::empty(DType::i64, {0}))}, {{"axis", 1}});
+  REQUIRE_OK(r);
+  CHECK(r.out().shape() == Shape{0, 0});
+  r = run_op("Pad", {in(empty), in(i64s({1, 0, 0, 0}))});
+  REQUIRE_OK(r);
+  CHECK(r.out().shape() == Shape{1, 3});
+  CHECK(vals<float>(r.out()) == std::vector<float>{0, 0, 0});
 }

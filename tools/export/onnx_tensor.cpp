@@ -109,21 +109,29 @@ Result<uint64_t> parse_u64(const std::string& key, const std::string& text) {
   return value;
 }
 
-// Reads `nbytes` bytes of external data into `dst`, refusing paths outside `external_dir`.
-Status read_external(const onnx::TensorProto& proto, const std::string& external_dir, void* dst,
-                     uint64_t nbytes) {
-  std::string location;
+struct ExternalSpan {
+  std::string location;  // as written in the file, for messages
+  fs::path path;
   uint64_t offset = 0;
+};
+
+// Validates a tensor's external data entry: the path stays inside `external_dir` (symbolic links
+// included), the file exists and holds `nbytes` bytes at the offset. Nothing is allocated before
+// this passes, so hostile dims cannot make the importer allocate more than the file holds.
+Result<ExternalSpan> locate_external(const onnx::TensorProto& proto, const std::string& external_dir,
+                                     uint64_t nbytes) {
+  ExternalSpan span;
   std::optional<uint64_t> length;
   for (const auto& entry : proto.external_data()) {
     if (entry.key() == "location") {
-      location = entry.value();
+      span.location = entry.value();
     } else if (entry.key() == "offset") {
-      SEQRUN_ASSIGN(offset, parse_u64("offset", entry.value()));
+      SEQRUN_ASSIGN(span.offset, parse_u64("offset", entry.value()));
     } else if (entry.key() == "length") {
       SEQRUN_ASSIGN(length, parse_u64("length", entry.value()));
     }
   }
+  const std::string& location = span.location;
   if (location.empty()) return make_error("external data has no 'location'");
   if (external_dir.empty()) return make_error("external data '{}' is not allowed here", location);
   fs::path rel(location);
@@ -134,32 +142,54 @@ Status read_external(const onnx::TensorProto& proto, const std::string& external
   std::error_code ec;
   fs::path dir = fs::weakly_canonical(fs::path(external_dir), ec);
   if (ec) return make_error("external data directory '{}': {}", external_dir, ec.message());
-  fs::path full = fs::weakly_canonical(dir / normal, ec);
+  span.path = fs::weakly_canonical(dir / normal, ec);
   if (ec) return make_error("external data file '{}': {}", location, ec.message());
-  // Symbolic links must not lead outside the directory either.
-  auto mismatch = std::mismatch(dir.begin(), dir.end(), full.begin(), full.end());
+  auto mismatch = std::mismatch(dir.begin(), dir.end(), span.path.begin(), span.path.end());
   if (mismatch.first != dir.end()) {
     return make_error("external data path '{}' leaves the model directory", location);
   }
-  if (!fs::is_regular_file(full, ec)) return make_error("external data file '{}' does not exist", location);
-  uint64_t file_size = fs::file_size(full, ec);
+  if (!fs::is_regular_file(span.path, ec)) {
+    return make_error("external data file '{}' does not exist", location);
+  }
+  uint64_t file_size = fs::file_size(span.path, ec);
   if (ec) return make_error("external data file '{}': {}", location, ec.message());
   if (length && *length != nbytes) {
     return make_error("external data '{}': length {} does not match the {} bytes the dims need", location,
                       *length, nbytes);
   }
-  if (offset > file_size || file_size - offset < nbytes) {
-    return make_error("external data '{}': offset {} + {} bytes exceeds file size {}", location, offset,
+  if (span.offset > file_size || file_size - span.offset < nbytes) {
+    return make_error("external data '{}': offset {} + {} bytes exceeds file size {}", location, span.offset,
                       nbytes, file_size);
   }
-  std::ifstream in(full, std::ios::binary);
-  if (!in) return make_error("external data file '{}' cannot be opened", location);
-  in.seekg(static_cast<std::streamoff>(offset));
+  return span;
+}
+
+Status read_external(const ExternalSpan& span, void* dst, uint64_t nbytes) {
+  std::ifstream in(span.path, std::ios::binary);
+  if (!in) return make_error("external data file '{}' cannot be opened", span.location);
+  in.seekg(static_cast<std::streamoff>(span.offset));
   in.read(static_cast<char*>(dst), static_cast<std::streamsize>(nbytes));
   if (!in || static_cast<uint64_t>(in.gcount()) != nbytes) {
-    return make_error("external data file '{}': short read", location);
+    return make_error("external data file '{}': short read", span.location);
   }
   return Status::ok();
+}
+
+// The typed field that holds `dtype`'s values and its element count.
+std::pair<const char*, int64_t> typed_field(const onnx::TensorProto& proto, DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return {"float_data", proto.float_data_size()};
+    case DType::f64:
+      return {"double_data", proto.double_data_size()};
+    case DType::i64:
+      return {"int64_data", proto.int64_data_size()};
+    case DType::u32:
+    case DType::u64:
+      return {"uint64_data", proto.uint64_data_size()};
+    default:
+      return {"int32_data", proto.int32_data_size()};
+  }
 }
 
 Status count_mismatch(const char* field, int64_t have, int64_t want, const Tensor& t) {
@@ -227,9 +257,11 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const std::stri
   Shape shape(proto.dims().begin(), proto.dims().end());
   SEQRUN_ASSIGN(int64_t count, checked_num_elements(shape, dtype_size(*dtype)));
   uint64_t nbytes = static_cast<uint64_t>(count) * dtype_size(*dtype);
-  Tensor t = Tensor::empty(*dtype, shape);
+  // Every size is checked before the tensor is allocated.
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
-    SEQRUN_TRY(read_external(proto, external_dir, t.raw(), nbytes));
+    SEQRUN_ASSIGN(ExternalSpan span, locate_external(proto, external_dir, nbytes));
+    Tensor t = Tensor::empty(*dtype, shape);
+    SEQRUN_TRY(read_external(span, t.raw(), nbytes));
     return t;
   }
   if (proto.has_raw_data()) {
@@ -237,6 +269,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const std::stri
       return make_error("raw_data has {} bytes, dims {} of {} need {}", proto.raw_data().size(),
                         shape_to_string(shape), dtype_name(*dtype), nbytes);
     }
+    Tensor t = Tensor::empty(*dtype, shape);
     if (nbytes > 0) std::memcpy(t.raw(), proto.raw_data().data(), nbytes);
     if (*dtype == DType::boolean) {
       uint8_t* b = t.data<uint8_t>();
@@ -244,6 +277,12 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& proto, const std::stri
     }
     return t;
   }
+  auto [field_name, field_count] = typed_field(proto, *dtype);
+  if (field_count != count) {
+    return make_error("{} has {} values, dims {} need {}", field_name, field_count, shape_to_string(shape),
+                      count);
+  }
+  Tensor t = Tensor::empty(*dtype, shape);
   SEQRUN_TRY(copy_typed_fields(proto, t));
   return t;
 }
