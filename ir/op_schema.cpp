@@ -42,6 +42,7 @@ const OpRegistry& OpRegistry::global() {
     ops::register_nn_ops(*r);
     ops::register_attention_ops(*r);
     ops::register_control_flow_ops(*r);
+    ops::register_fused_ops(*r);
     return r;
   }();
   return *registry;

@@ -294,6 +294,7 @@ class ModelReader {
       }
       void* data = const_cast<uint8_t*>(blob_ + offset);  // read-only mapping: views must not be written
       tensors_.push_back(Tensor::view(dtype, std::move(shape), data, keepalive_));
+      tensor_claimed_.push_back(false);
       if (size > 0) extents.push_back({offset, offset + size, i});
       names.push_back(std::move(name));
     }
@@ -310,6 +311,15 @@ class ModelReader {
       }
       if (furthest == nullptr || e.end > furthest->end) furthest = &e;
     }
+    return Status::ok();
+  }
+
+  // Each tensor belongs to one constant or attribute (as the writer lays them out): a table that
+  // points many values at one tensor would make every copy of the graph repeat its bytes.
+  Status claim_tensor(int32_t index, const std::string& part) {
+    if (tensor_claimed_[index])
+      return make_error("{}: tensor #{} is already used by another value or attribute", part, index);
+    tensor_claimed_[index] = true;
     return Status::ok();
   }
 
@@ -369,6 +379,7 @@ class ModelReader {
           return make_error("{}: constant's tensor index {} is out of range ({} tensors)", part, r.tensor,
                             tensors_.size());
         }
+        SEQRUN_TRY(claim_tensor(r.tensor, part));
       }
       records.push_back(std::move(r));
     }
@@ -457,6 +468,7 @@ class ModelReader {
         if (index < 0 || static_cast<size_t>(index) >= tensors_.size()) {
           return make_error("{}: tensor index {} is out of range ({} tensors)", part, index, tensors_.size());
         }
+        SEQRUN_TRY(claim_tensor(index, part));
         return Attribute(tensors_[index]);
       }
       case static_cast<uint8_t>(AttrType::Graph): {
@@ -617,6 +629,7 @@ class ModelReader {
   std::optional<flatbuffers::Verifier> verifier_;
   uint64_t read_budget_bytes_ = 0;
   std::vector<Tensor> tensors_;
+  std::vector<bool> tensor_claimed_;
 };
 
 }  // namespace

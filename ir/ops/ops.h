@@ -15,6 +15,7 @@ void register_shape_ops(OpRegistry& r);          // Reshape, Transpose, Slice, C
 void register_nn_ops(OpRegistry& r);             // MatMul, Gemm, Einsum, Conv, DeformConv, pools, norms
 void register_attention_ops(OpRegistry& r);      // Attention, LinearAttention, RotaryEmbedding, CausalConv...
 void register_control_flow_ops(OpRegistry& r);   // Scan, Loop, If
+void register_fused_ops(OpRegistry& r);          // ops produced by passes: FusedLinear, ...
 
 // The seqrun dtype of an ONNX TensorProto data type number (Cast's `to`); the error names the
 // ONNX type when seqrun has no such dtype (STRING, COMPLEX64, FLOAT8*, ...).

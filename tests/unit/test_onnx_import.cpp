@@ -1,7 +1,11 @@
 // ONNX importer: old-opset attribute->input conversions (checked by running against naive loops),
 // external data, implicit captures in bodies, error cases, TensorProto files and the conformance runner.
+#ifndef ONNX_ML
 #define ONNX_ML 1
+#endif
+#ifndef ONNX_NAMESPACE
 #define ONNX_NAMESPACE onnx
+#endif
 #include <onnx/onnx_pb.h>
 
 #include <catch2/catch.hpp>

@@ -930,6 +930,9 @@ TEST_CASE("hostile: value table inconsistencies") {
   m.values[1].tensor = 3;
   expect_rejected(encode(m), {"value 'w' (#1): constant's tensor index 3 is out of range (1 tensors)"});
   m = small_model();
+  m.values.push_back({"w2", 2, 1, {2}, 0});
+  expect_rejected(encode(m), {"value 'w2' (#3): tensor #0 is already used by another value or attribute"});
+  m = small_model();
   m.values[1].name = "x";
   expect_rejected(encode(m), {"value 'x' (#1): duplicate value name"});
   m = small_model();

@@ -95,24 +95,34 @@ int main(int argc, char** argv) {
       "Run 'seqrun-export <command> --help' for a command's options.");
 
   ConvertArgs convert_args;
-  CLI::App* convert = app.add_subcommand(
-      "onnx",
-      "Import an ONNX model (opsets 1..28 of the default domain; older forms are converted to the newest) "
-      "and write it as a .seqrun file");
+  CLI::App* convert = app.add_subcommand("onnx", "Convert an ONNX model into a .seqrun file");
+  convert->footer(
+      "Imports opsets 1..28 of the default domain (and ai.onnx.preview's FlexAttention); older opset forms\n"
+      "are converted to the newest. Initializers become weights (external data is read relative to the\n"
+      "model's folder). Unsupported ops, dtypes and types are one error naming the node.\n"
+      "\n"
+      "Example:\n"
+      "  seqrun-export onnx model.onnx -o model.seqrun");
   convert->add_option("input", convert_args.input, "The .onnx file")->required()->check(CLI::ExistingFile);
   convert->add_option("-o,--output", convert_args.output, "The .seqrun file to write")->required();
   convert->add_option("--external-data-dir", convert_args.external_data_dir,
                       "Where tensors stored as external data live (default: the model's folder)");
 
   CheckArgs check_args;
-  CLI::App* check = app.add_subcommand("check",
-                                       "Run ONNX backend tests: each DIR is a test folder (model.onnx + "
-                                       "test_data_set_*/input_N.pb, output_N.pb) "
-                                       "or a folder of them. Prints 'PASS|FAIL|ERROR|SKIP <name> (<reason>) "
-                                       "ops: Op=n ...' per test (the ops left "
-                                       "after the passes) and 'N passed, M failed[, K skipped]' last. Floats "
-                                       "match within rtol 1e-3 / atol 1e-5 "
-                                       "(f16/bf16: 1e-2 / 1e-3), integers and bools exactly.");
+  CLI::App* check = app.add_subcommand("check", "Run ONNX backend test folders and compare every output");
+  check->footer(
+      "Each DIR is a test folder (model.onnx + test_data_set_*/input_N.pb, output_N.pb) or a folder of\n"
+      "them. Each test is imported, optimized (-O/--passes) and run on every data set. One line per test:\n"
+      "  PASS|FAIL|ERROR|SKIP <name> (<reason>) ops: Op1=n Op2=m   (ops left after the passes)\n"
+      "and last 'N passed, M failed[, K skipped]' (ERROR counts as failed). Floats match within\n"
+      "|a-b| <= atol + rtol*|b| (rtol 1e-3, atol 1e-5; f16/bf16 outputs 1e-2, 1e-3), NaN matches NaN,\n"
+      "integers and bools exactly. Exit code 0 only when nothing failed.\n"
+      "\n"
+      "Examples:\n"
+      "  seqrun-export check tests/data/onnx-node\n"
+      "  seqrun-export check -O0 tests/data/onnx-node/test_gelu_tanh_1\n"
+      "  seqrun-export check --exclude tests/conformance-exclude.txt --skip-unsupported \\\n"
+      "      /usr/share/libonnx-testdata/data/node");
   check->add_option("dirs", check_args.dirs, "Test folders, or folders of test folders")->required();
   CLI::Option* level = check
                            ->add_option("-O,--opt-level", check_args.opt_level,
