@@ -784,6 +784,78 @@ TEST_CASE("read_tensor_proto_file reads typed and raw fields") {
   CHECK_FALSE(onnx_import::read_tensor_proto_file((dir.path / "bad.pb").string()).is_ok());
 }
 
+TEST_CASE("typed data fields of every dtype") {
+  TempDir dir;
+  auto read_back = [&](const onnx::TensorProto& t) {
+    write_file(dir.path / "t.pb", t.SerializeAsString());
+    auto r = onnx_import::read_tensor_proto_file((dir.path / "t.pb").string());
+    INFO(r.status().message());
+    REQUIRE(r.is_ok());
+    return r.value();
+  };
+  auto int32_tensor = [](int type, const std::vector<int32_t>& v) {
+    onnx::TensorProto t;
+    t.set_data_type(type);
+    t.add_dims(static_cast<int64_t>(v.size()));
+    for (int32_t x : v) t.add_int32_data(x);
+    return t;
+  };
+  Tensor i8 = read_back(int32_tensor(onnx::TensorProto::INT8, {-128, 5, 127}));
+  CHECK(i8.dtype() == DType::i8);
+  CHECK(i8.to_i64_vector() == std::vector<int64_t>{-128, 5, 127});
+  Tensor u8 = read_back(int32_tensor(onnx::TensorProto::UINT8, {0, 200, 255}));
+  CHECK(u8.to_i64_vector() == std::vector<int64_t>{0, 200, 255});
+  Tensor i16 = read_back(int32_tensor(onnx::TensorProto::INT16, {-30000, 7}));
+  CHECK(i16.to_i64_vector() == std::vector<int64_t>{-30000, 7});
+  Tensor u16 = read_back(int32_tensor(onnx::TensorProto::UINT16, {65535, 1}));
+  CHECK(u16.to_i64_vector() == std::vector<int64_t>{65535, 1});
+  Tensor b = read_back(int32_tensor(onnx::TensorProto::BOOL, {0, 1, 7}));
+  CHECK(b.dtype() == DType::boolean);
+  CHECK(b.to_i64_vector() == std::vector<int64_t>{0, 1, 1});
+  Tensor bf = read_back(int32_tensor(onnx::TensorProto::BFLOAT16, {0x3f80, 0xc040}));  // 1.0, -3.0
+  CHECK(bf.dtype() == DType::bf16);
+  CHECK(bf.to_f32_vector() == std::vector<float>{1.0f, -3.0f});
+  Tensor i32 = read_back(int32_tensor(onnx::TensorProto::INT32, {-5, 1 << 30}));
+  CHECK(i32.to_i64_vector() == std::vector<int64_t>{-5, 1 << 30});
+
+  onnx::TensorProto d;
+  d.set_data_type(onnx::TensorProto::DOUBLE);
+  d.add_dims(2);
+  d.add_double_data(0.1);
+  d.add_double_data(-2.5);
+  Tensor f64 = read_back(d);
+  CHECK(f64.dtype() == DType::f64);
+  CHECK(f64.get_f64(0) == 0.1);
+  CHECK(f64.get_f64(1) == -2.5);
+
+  onnx::TensorProto u;
+  u.set_data_type(onnx::TensorProto::UINT64);
+  u.add_uint64_data(uint64_t{1} << 40);
+  Tensor u64 = read_back(u);  // no dims: a scalar
+  CHECK(u64.dtype() == DType::u64);
+  CHECK(u64.rank() == 0);
+  CHECK(u64.data<uint64_t>()[0] == uint64_t{1} << 40);
+  u.set_data_type(onnx::TensorProto::UINT32);
+  u.clear_uint64_data();
+  u.add_uint64_data(4000000000u);
+  CHECK(read_back(u).data<uint32_t>()[0] == 4000000000u);
+
+  onnx::TensorProto l;
+  l.set_data_type(onnx::TensorProto::INT64);
+  l.add_dims(0);
+  Tensor empty = read_back(l);
+  CHECK(empty.shape() == Shape{0});
+
+  onnx::TensorProto c;
+  c.set_data_type(onnx::TensorProto::COMPLEX64);
+  c.add_dims(1);
+  c.add_float_data(1);
+  c.add_float_data(2);
+  write_file(dir.path / "c.pb", c.SerializeAsString());
+  CHECK_THAT(onnx_import::read_tensor_proto_file((dir.path / "c.pb").string()).status().message(),
+             Catch::Contains("unsupported dtype COMPLEX64"));
+}
+
 // ---- conformance runner -------------------------------------------------------------------------------
 
 TEST_CASE("compare_tensors: tolerances, NaN and infinities, exact integers") {

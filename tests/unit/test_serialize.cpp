@@ -511,6 +511,21 @@ TEST_CASE("serialize: nested graphs up to the nesting limit load") {
   check_same_graph(*body, *again->graph);
 }
 
+TEST_CASE("serialize: an empty last tensor after an unaligned one") {
+  Graph g("tail");
+  Value* x = g.add_input("x", TensorType(DType::u8, {Dim(3)}));
+  Value* a = g.add_constant("a", Tensor::from_vector<uint8_t>({3}, {1, 2, 3}));
+  g.add_constant("nothing", Tensor::from_vector<uint8_t>({0}, {}));
+  Node* add = g.add_node("Add", {x, a}, 1, {}, {"y"});
+  g.set_outputs({add->output(0)});
+  const std::string bytes = serialize_model(g);
+  const uint64_t blob_start = (16 + le64(bytes, 8) + 63) / 64 * 64;
+  CHECK(bytes.size() == blob_start + 64);  // 3 bytes of `a`, padding, then the empty tensor at offset 64
+  Status st = load_bytes(bytes);
+  INFO(st.message());
+  CHECK(st.is_ok());
+}
+
 // ================================================================================================
 // Saving
 // ================================================================================================

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,9 +24,10 @@ using detail::NodeSpec;
 constexpr int kMaxBodyDepth = 64;
 
 struct ModelContext {
-  std::string file;                   // the name errors start with
-  std::string external_dir;           // where external data lives ("" = not allowed)
-  std::map<std::string, int> opsets;  // domain ("" = default) -> version
+  std::string file;                                         // the name errors start with
+  std::string external_dir;                                 // where external data lives ("" = not allowed)
+  std::map<std::string, int> opsets;                        // domain ("" = default) -> version
+  std::set<std::pair<std::string, std::string>> functions;  // model-local functions (domain, name)
 };
 
 std::string domain_key(const std::string& domain) {
@@ -246,6 +248,16 @@ class GraphImporter final : public NodeEmitter {
   Status import_node(const onnx::NodeProto& n, int index) {
     NodeSpec spec;
     std::string domain = domain_key(n.domain());
+    if (model_.functions.count({domain, n.op_type()}) != 0) {
+      spec.onnx_op = n.op_type();
+      spec.onnx_domain = domain_display(domain);
+      spec.name = n.name();
+      spec.index = index;
+      spec.output_names.assign(n.output().begin(), n.output().end());
+      auto it = model_.opsets.find(domain);
+      spec.opset = it == model_.opsets.end() ? 0 : it->second;
+      return unsupported_op(spec, "calls a model-local function (functions are not inlined)");
+    }
     spec.onnx_op = n.op_type();
     spec.op = n.op_type();
     spec.onnx_domain = domain_display(domain);
@@ -425,6 +437,7 @@ Result<std::unique_ptr<Graph>> import_model(const onnx::ModelProto& model, Model
   for (const auto& op : model.opset_import())
     ctx.opsets[domain_key(op.domain())] = static_cast<int>(op.version());
   if (model.opset_import_size() == 0) ctx.opsets[""] = 1;  // IR version < 3 files: opset 1
+  for (const auto& f : model.functions()) ctx.functions.insert({domain_key(f.domain()), f.name()});
   const onnx::GraphProto& g = model.graph();
   auto graph = std::make_unique<Graph>(g.name().empty() ? "main" : g.name());
   GraphImporter importer(ctx, *graph, "", 0);

@@ -1,4 +1,4 @@
-// ONNX -> ir::Graph importer (opsets 9..27 of the default domain).
+// ONNX -> ir::Graph importer (opsets 1..28 of the default domain, plus ai.onnx.preview ops).
 //
 // Every node becomes the IR op of the same name with the newest opset's semantics: attributes that
 // older opsets had and newer ones take as inputs (Split/Squeeze/Unsqueeze/Reduce* axes, Pad pads,

@@ -362,6 +362,10 @@ Upgraded upgrade_legacy_node(NodeSpec& spec, NodeEmitter& emitter) {
         if (mode->s() == "bicubic") spec.attrs["mode"] = std::string("cubic");
       }
     }
+  } else if (op == "RoiAlign") {
+    // RoiAlign-10 had no coordinate_transformation_mode and behaved like 'output_half_pixel'; the
+    // newest default is 'half_pixel'.
+    if (opset < 16) spec.attrs["coordinate_transformation_mode"] = std::string("output_half_pixel");
   } else if (op == "GroupNormalization") {
     if (opset < 21) return upgrade_group_norm(spec, emitter);
   } else if (op == "GRU" || op == "LSTM" || op == "RNN") {

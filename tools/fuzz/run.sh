@@ -4,15 +4,17 @@
 # the fuzzer for a bounded time. Exits non-zero when the fuzzer finds a crash, leak or timeout; the
 # reproducer is left in build-fuzz/fuzz/artifacts/ (replay: build-fuzz/tools/fuzz/fuzz_load_model FILE).
 #
-# Usage: tools/fuzz/run.sh [SECONDS=60] [extra libFuzzer flags...]
-# Environment: SEQRUN_FUZZ_BUILD_DIR (default build-fuzz), SEQRUN_FUZZ_JOBS (build parallelism, default 2).
+# Usage: tools/fuzz/run.sh [SECONDS] [extra libFuzzer flags...]
+# Environment: SEQRUN_FUZZ_SECONDS (fuzzing time when SECONDS is not given, default 60),
+#   SEQRUN_FUZZ_BUILD_DIR (default build-fuzz), SEQRUN_FUZZ_JOBS (build parallelism, default 2).
+# The build uses -Werror like CI, so a warning only clang reports fails it too.
 # On shared machines run it through the build lock: flock /tmp/seqrun-build.lock tools/fuzz/run.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${SEQRUN_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 jobs="${SEQRUN_FUZZ_JOBS:-2}"
-seconds="${1:-60}"
+seconds="${1:-${SEQRUN_FUZZ_SECONDS:-60}}"
 if [[ $# -gt 0 ]]; then shift; fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
   echo "usage: $0 [SECONDS] [libFuzzer flags...]" >&2
@@ -21,7 +23,8 @@ fi
 
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
-  -DSEQRUN_FUZZ=ON -DSEQRUN_BUILD_TESTS=OFF -DSEQRUN_CUDA=OFF -DSEQRUN_SANITIZE=address,undefined >/dev/null
+  -DSEQRUN_FUZZ=ON -DSEQRUN_BUILD_TESTS=OFF -DSEQRUN_CUDA=OFF -DSEQRUN_SANITIZE=address,undefined \
+  -DSEQRUN_WERROR=ON >/dev/null
 cmake --build "$build" -j "$jobs" --target fuzz_load_model fuzz_seed_corpus
 
 work="$build/fuzz"
