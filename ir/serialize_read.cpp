@@ -279,6 +279,7 @@ class ModelReader {
       }
       auto elements = checked_num_elements(shape, dtype_size(dtype));
       if (!elements.is_ok()) return elements.status().with_context(part);
+      SEQRUN_TRY(check_nonzero_dims(shape, dtype_size(dtype), part));
       uint64_t expected_bytes = static_cast<uint64_t>(elements.value()) * dtype_size(dtype);
       uint64_t offset = ft->offset();
       uint64_t size = ft->size();
@@ -312,6 +313,18 @@ class ModelReader {
       if (furthest == nullptr || e.end > furthest->end) furthest = &e;
     }
     return Status::ok();
+  }
+
+  // The dims other than 0 must multiply without overflow too: checked_num_elements stops at a 0 dim,
+  // but code that multiplies dims left to right (num_elements) would overflow before reaching it.
+  static Status check_nonzero_dims(const std::vector<int64_t>& dims, size_t elem_bytes,
+                                   const std::string& part) {
+    Shape nonzero;
+    for (int64_t d : dims) {
+      if (d != 0) nonzero.push_back(d);
+    }
+    auto elements = checked_num_elements(nonzero, elem_bytes);
+    return elements.is_ok() ? Status::ok() : elements.status().with_context(part);
   }
 
   // Each tensor belongs to one constant or attribute (as the writer lays them out): a table that
@@ -352,6 +365,11 @@ class ModelReader {
         }
       }
     }
+    std::vector<int64_t> static_dims;
+    for (const Dim& d : dims) {
+      if (d.is_static()) static_dims.push_back(d.value());
+    }
+    SEQRUN_TRY(check_nonzero_dims(static_dims, std::max<size_t>(dtype_size(dtype), 1), part));
     return TensorType(dtype, std::move(dims));
   }
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -112,67 +113,173 @@ std::vector<PlacementItem> build_items(const std::vector<TensorLifetime>& tensor
   return items;
 }
 
-// Places the items in the given order; writes offsets of all members and returns the arena size.
-uint64_t place_items(const std::vector<TensorLifetime>& tensors, const std::vector<PlacementItem>& items,
-                     const std::vector<int>& order, std::vector<uint64_t>* offsets) {
-  // Placed buffers, in placement order; `by_offset` lists them sorted by offset.
-  std::vector<int> placed_first;
-  std::vector<int> placed_last;
-  std::vector<int64_t> placed_offset;
-  std::vector<int64_t> placed_end;
-  std::vector<int> by_offset;
-  // Offsets X the current item may not take: X in [lo, hi) would overlap some placed buffer.
-  std::vector<std::pair<int64_t, int64_t>> forbidden;
-  uint64_t arena_bytes = 0;
+// One placed buffer: its lifetime and its bytes [offset, end).
+struct PlacedBuffer {
+  int first_step = 0;
+  int last_step = 0;
+  int64_t offset = 0;
+  int64_t end = 0;
+};
 
-  for (int item_index : order) {
-    const PlacementItem& item = items[item_index];
-    forbidden.clear();
-    for (int slot : by_offset) {
-      if (!lifetimes_overlap(placed_first[slot], placed_last[slot], item.first_step, item.last_step))
-        continue;
-      for (int m : item.members) {
-        const TensorLifetime& t = tensors[m];
-        if (!lifetimes_overlap(placed_first[slot], placed_last[slot], t.first_step, last_step_of(t)))
-          continue;
-        const int64_t size = static_cast<int64_t>(round_up_to_alignment(t.size_bytes));
-        forbidden.emplace_back(placed_offset[slot] - size + 1, placed_end[slot]);
-      }
-    }
-    // One member: already in order of lo because placed buffers were visited in offset order.
-    if (item.members.size() > 1) std::sort(forbidden.begin(), forbidden.end());
+// The buffers placed so far. Indexed by time, so that finding the ones live during an interval costs about
+// the number found rather than the number placed: a segment tree over the distinct steps answers "live at
+// step f" and a per-step list answers "first written in (f, l]". When that would find too many, a scan of
+// all placed buffers kept in offset order is as cheap, and bounds one query by O(placed).
+class PlacedBuffers {
+ public:
+  explicit PlacedBuffers(const std::vector<int>* steps)
+      : steps_(steps), leaves_(static_cast<int>(steps->size())), tree_(2 * leaves_), starting_at_(leaves_) {}
 
-    // Sweep the forbidden ranges: each stretch of allowed offsets [cursor, lo - 1] is a gap; its slack
-    // (allowed offsets beyond the first) is the gap's size minus the item's size. Smallest slack wins.
-    int64_t cursor = 0;
-    int64_t best_offset = -1;
-    int64_t best_slack = std::numeric_limits<int64_t>::max();
-    for (const auto& [lo, hi] : forbidden) {
-      if (lo > cursor && lo - 1 - cursor < best_slack) {
-        best_slack = lo - 1 - cursor;
-        best_offset = cursor;
-      }
-      cursor = std::max(cursor, hi);
-    }
-    if (best_offset < 0) best_offset = cursor;
-
-    for (int m : item.members) {
-      const TensorLifetime& t = tensors[m];
-      const uint64_t size = round_up_to_alignment(t.size_bytes);
-      (*offsets)[m] = static_cast<uint64_t>(best_offset);
-      arena_bytes = std::max(arena_bytes, static_cast<uint64_t>(best_offset) + size);
-      const int slot = static_cast<int>(placed_first.size());
-      placed_first.push_back(t.first_step);
-      placed_last.push_back(last_step_of(t));
-      placed_offset.push_back(best_offset);
-      placed_end.push_back(best_offset + static_cast<int64_t>(size));
-      auto at = std::upper_bound(by_offset.begin(), by_offset.end(), best_offset,
-                                 [&](int64_t offset, int other) { return offset < placed_offset[other]; });
-      by_offset.insert(at, slot);
+  void add(const PlacedBuffer& buffer) {
+    const int slot = static_cast<int>(placed_.size());
+    placed_.push_back(buffer);
+    not_in_offset_order_.push_back(slot);
+    const int a = step_index(buffer.first_step);
+    starting_at_[a].push_back(slot);
+    // Store the slot at the canonical nodes covering [a, b].
+    for (int lo = a + leaves_, hi = step_index(buffer.last_step) + leaves_ + 1; lo < hi; lo >>= 1, hi >>= 1) {
+      if (lo & 1) tree_[lo++].push_back(slot);
+      if (hi & 1) tree_[--hi].push_back(slot);
     }
   }
-  return arena_bytes;
-}
+
+  // Writes the placed buffers live at some step of [first_step, last_step], in offset order. Returns the
+  // work done (buffers and steps visited), for the caller's budget.
+  int64_t live_during(int first_step, int last_step, std::vector<PlacedBuffer>* out) {
+    out->clear();
+    const int placed = static_cast<int>(placed_.size());
+    const int limit = 64 + placed / 16;
+    const int a = step_index(first_step);
+    const int b = step_index(last_step);
+    int64_t work = 0;
+    bool too_many = b - a > limit;
+    for (int node = a + leaves_; node >= 1 && !too_many; node >>= 1) {
+      for (int slot : tree_[node]) out->push_back(placed_[slot]);
+      too_many = static_cast<int>(out->size()) > limit;
+      ++work;
+    }
+    for (int i = a + 1; i <= b && !too_many; ++i) {
+      for (int slot : starting_at_[i]) out->push_back(placed_[slot]);
+      too_many = static_cast<int>(out->size()) > limit;
+      ++work;
+    }
+    if (!too_many) {
+      std::sort(out->begin(), out->end(),
+                [](const PlacedBuffer& x, const PlacedBuffer& y) { return x.offset < y.offset; });
+      return work + static_cast<int64_t>(out->size());
+    }
+    // Many live buffers: stream through all of them in offset order. The filter is branch-free because the
+    // overlap test is then a coin flip for the branch predictor.
+    update_offset_order();
+    out->resize(by_offset_.size());
+    size_t count = 0;
+    for (const PlacedBuffer& buffer : by_offset_) {
+      (*out)[count] = buffer;
+      count += lifetimes_overlap(buffer.first_step, buffer.last_step, first_step, last_step) ? 1 : 0;
+    }
+    out->resize(count);
+    return work + placed;
+  }
+
+ private:
+  int step_index(int step) const {
+    return static_cast<int>(std::lower_bound(steps_->begin(), steps_->end(), step) - steps_->begin());
+  }
+
+  // by_offset_ is brought up to date only when a query needs it; one insertion costs O(placed).
+  void update_offset_order() {
+    for (int slot : not_in_offset_order_) {
+      const PlacedBuffer& buffer = placed_[slot];
+      auto at = std::upper_bound(
+          by_offset_.begin(), by_offset_.end(), buffer.offset,
+          [](int64_t offset, const PlacedBuffer& other) { return offset < other.offset; });
+      by_offset_.insert(at, buffer);
+    }
+    not_in_offset_order_.clear();
+  }
+
+  const std::vector<int>* steps_;  // distinct first and last steps, sorted
+  int leaves_;
+  std::vector<std::vector<int>> tree_;         // slots stored at the nodes covering their lifetime
+  std::vector<std::vector<int>> starting_at_;  // slots by the index of their first step
+  std::vector<PlacedBuffer> placed_;           // by slot: placement order
+  std::vector<PlacedBuffer> by_offset_;        // sorted by offset, but for not_in_offset_order_
+  std::vector<int> not_in_offset_order_;
+};
+
+// Places whole items in a given order; each item goes to the smallest gap that fits among the placed buffers
+// live with any of its members (else to the end of those).
+class ArenaPacker {
+ public:
+  ArenaPacker(const std::vector<TensorLifetime>& tensors, const std::vector<PlacementItem>& items)
+      : tensors_(tensors), items_(items) {
+    for (const PlacementItem& item : items) {
+      for (int m : item.members) {
+        steps_.push_back(tensors[m].first_step);
+        steps_.push_back(last_step_of(tensors[m]));
+      }
+    }
+    std::sort(steps_.begin(), steps_.end());
+    steps_.erase(std::unique(steps_.begin(), steps_.end()), steps_.end());
+  }
+
+  // Writes the offsets of all members of all items; returns the arena size. Adds the work done to *work.
+  uint64_t place(const std::vector<int>& order, std::vector<uint64_t>* offsets, int64_t* work) {
+    PlacedBuffers placed(&steps_);
+    std::vector<PlacedBuffer> live;
+    // Offsets X the current item may not take: X in [lo, hi) would overlap some placed buffer.
+    std::vector<std::pair<int64_t, int64_t>> forbidden;
+    uint64_t arena_bytes = 0;
+    for (int item_index : order) {
+      const PlacementItem& item = items_[item_index];
+      *work += placed.live_during(item.first_step, item.last_step, &live);
+      forbidden.clear();
+      if (item.members.size() == 1) {
+        // Every buffer in `live` overlaps the one member, and `live` is in offset order, hence in order of lo.
+        const int64_t size = static_cast<int64_t>(round_up_to_alignment(item.largest_bytes));
+        for (const PlacedBuffer& other : live) forbidden.emplace_back(other.offset - size + 1, other.end);
+      } else {
+        for (const PlacedBuffer& other : live) {
+          for (int m : item.members) {
+            const TensorLifetime& t = tensors_[m];
+            if (!lifetimes_overlap(other.first_step, other.last_step, t.first_step, last_step_of(t))) continue;
+            const int64_t size = static_cast<int64_t>(round_up_to_alignment(t.size_bytes));
+            forbidden.emplace_back(other.offset - size + 1, other.end);
+          }
+        }
+        std::sort(forbidden.begin(), forbidden.end());
+      }
+
+      // Sweep the forbidden ranges: each stretch of allowed offsets [cursor, lo - 1] is a gap; its slack
+      // (allowed offsets beyond the first) is the gap's size minus the item's size. Smallest slack wins.
+      int64_t cursor = 0;
+      int64_t best_offset = -1;
+      int64_t best_slack = std::numeric_limits<int64_t>::max();
+      for (const auto& [lo, hi] : forbidden) {
+        if (lo > cursor && lo - 1 - cursor < best_slack) {
+          best_slack = lo - 1 - cursor;
+          best_offset = cursor;
+        }
+        cursor = std::max(cursor, hi);
+      }
+      if (best_offset < 0) best_offset = cursor;
+
+      for (int m : item.members) {
+        const TensorLifetime& t = tensors_[m];
+        const uint64_t size = round_up_to_alignment(t.size_bytes);
+        (*offsets)[m] = static_cast<uint64_t>(best_offset);
+        arena_bytes = std::max(arena_bytes, static_cast<uint64_t>(best_offset) + size);
+        placed.add({t.first_step, last_step_of(t), best_offset, best_offset + static_cast<int64_t>(size)});
+      }
+    }
+    return arena_bytes;
+  }
+
+ private:
+  const std::vector<TensorLifetime>& tensors_;
+  const std::vector<PlacementItem>& items_;
+  std::vector<int> steps_;
+};
 
 // Largest total of rounded sizes live at one step, where an eligible in-place pair at its shared step counts
 // once (any plan may let the writer reuse the reader's bytes there, and a reader lends them to one writer).
@@ -210,6 +317,10 @@ uint64_t live_bytes_lower_bound(const std::vector<TensorLifetime>& tensors) {
 
 }  // namespace
 
+// Improvement rounds after the greedy, and the work (buffers visited) they may spend in all.
+constexpr int kImprovementRounds = 500;
+constexpr int64_t kImprovementWorkBudget = 20'000'000;
+
 MemoryPlan plan_arena_offsets(const std::vector<TensorLifetime>& tensors) {
   MemoryPlan plan;
   plan.offsets.assign(tensors.size(), 0);
@@ -218,26 +329,48 @@ MemoryPlan plan_arena_offsets(const std::vector<TensorLifetime>& tensors) {
 
   const std::vector<int> chain_child = choose_inplace_links(tensors, &plan.inplace_count);
   const std::vector<PlacementItem> items = build_items(tensors, chain_child);
+  const int item_count = static_cast<int>(items.size());
+  ArenaPacker packer(tensors, items);
 
-  std::vector<int> by_size(items.size());
-  for (size_t i = 0; i < items.size(); ++i) by_size[i] = static_cast<int>(i);
-  std::stable_sort(by_size.begin(), by_size.end(), [&](int a, int b) {
-    if (items[a].largest_bytes != items[b].largest_bytes)
-      return items[a].largest_bytes > items[b].largest_bytes;
+  std::vector<int> order(item_count);
+  for (int i = 0; i < item_count; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    if (items[a].largest_bytes != items[b].largest_bytes) return items[a].largest_bytes > items[b].largest_bytes;
     return items[a].first_step < items[b].first_step;
   });
-  plan.arena_bytes = place_items(tensors, items, by_size, &plan.offsets);
-  if (plan.arena_bytes <= plan.lower_bound_bytes) return plan;
+  int64_t work = 0;
+  plan.arena_bytes = packer.place(order, &plan.offsets, &work);
 
-  // Size order leaves gaps on some schedules that first-step order (left edge first) closes; keep the better.
-  std::vector<int> by_first_step = by_size;
-  std::stable_sort(by_first_step.begin(), by_first_step.end(),
-                   [&](int a, int b) { return items[a].first_step < items[b].first_step; });
-  std::vector<uint64_t> other_offsets(tensors.size(), 0);
-  const uint64_t other_arena = place_items(tensors, items, by_first_step, &other_offsets);
-  if (other_arena < plan.arena_bytes) {
-    plan.arena_bytes = other_arena;
-    plan.offsets = std::move(other_offsets);
+  // Iterated greedy: greedy by size strands small long-lived buffers (residuals) above fragmented big ones.
+  // Move an item that reaches the top of the arena (or, every other round, any item) earlier in the order,
+  // re-place everything, and keep the new order unless it is worse. Deterministic: a fixed-seed generator.
+  std::mt19937 rng(0x5eedu);
+  std::vector<int> candidate;
+  std::vector<uint64_t> candidate_offsets(tensors.size(), 0);
+  std::vector<int> at_top;
+  work = 0;
+  for (int round = 0; round < kImprovementRounds && item_count > 1 && plan.arena_bytes > plan.lower_bound_bytes &&
+                      work < kImprovementWorkBudget;
+       ++round) {
+    at_top.clear();
+    for (int position = 0; position < item_count; ++position) {
+      const int head = items[order[position]].members.front();
+      const uint64_t end = plan.offsets[head] + round_up_to_alignment(tensors[head].size_bytes);
+      if (end == plan.arena_bytes && position > 0) at_top.push_back(position);
+    }
+    int from = static_cast<int>(rng() % static_cast<uint32_t>(item_count));
+    if (round % 2 == 0 && !at_top.empty()) from = at_top[rng() % at_top.size()];
+    const int to = static_cast<int>(rng() % static_cast<uint32_t>(round % 2 == 0 ? from + 1 : item_count));
+    candidate = order;
+    const int moved = candidate[from];
+    candidate.erase(candidate.begin() + from);
+    candidate.insert(candidate.begin() + to, moved);
+    const uint64_t arena_bytes = packer.place(candidate, &candidate_offsets, &work);
+    if (arena_bytes <= plan.arena_bytes) {
+      plan.arena_bytes = arena_bytes;
+      order.swap(candidate);
+      plan.offsets.swap(candidate_offsets);
+    }
   }
   return plan;
 }

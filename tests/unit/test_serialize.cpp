@@ -849,6 +849,15 @@ TEST_CASE("hostile: shape whose element count overflows") {
   m.tensors[0].shape = {int64_t{1} << 32, int64_t{1} << 32};
   m.tensors[0].size = 0;
   expect_rejected(encode(m), {"m.seqrun: tensor 'w' (#0): shape [4294967296, 4294967296]"});
+  // An empty tensor whose other dims overflow (num_elements would multiply them first).
+  m.tensors[0].shape = {int64_t{1} << 40, int64_t{1} << 40, 0};
+  expect_rejected(encode(m),
+                  {"m.seqrun: tensor 'w' (#0): shape [1099511627776, 1099511627776] has too many"});
+  // A value type with such static dims.
+  m = small_model();
+  m.values[2].dims = {int64_t{1} << 40, 0, int64_t{1} << 40};
+  expect_rejected(encode(m), {"m.seqrun: value 'y' (#2): shape [1099511627776, 1099511627776] has too many"});
+  m = small_model();
   m.tensors[0].shape = {int64_t{1} << 62, 4, 3};
   m.tensors[0].size = 8;
   expect_rejected(encode(m), {"m.seqrun: tensor 'w' (#0):", "overflows"});

@@ -6,6 +6,7 @@
 // one line "seqrun: error: ..." to stderr that names the file, input or node at fault.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args);
 int run_inspect(const InspectArgs& args, const GlobalArgs& global);
 CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global);
 int run_run(const RunArgs& args, const GlobalArgs& global);
+struct BenchArgs;
+CLI::App* add_bench_command(CLI::App& app, BenchArgs& args, GlobalArgs& global);
+int run_bench(const BenchArgs& args, const GlobalArgs& global);
 
 struct InspectArgs {
   std::string model;
@@ -66,6 +70,20 @@ struct RunArgs {
   std::vector<std::string> inputs;  // NAME=FILE.npy
   std::string output_dir;
   bool check_finite = false;
+  PipelineArgs pipeline;
+};
+
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> inputs;  // NAME=FILE.npy
+  bool random_inputs = false;
+  std::vector<std::string> input_shapes;  // NAME=1x1024, for --random-inputs
+  uint64_t seed = 0;
+  int warmup = 3;
+  int repeat = 10;
+  bool load_only = false;
+  std::string output_dir;
+  bool json = false;
   PipelineArgs pipeline;
 };
 

@@ -1,4 +1,4 @@
-// seqrun: the command-line front end — global options, logging setup and dispatch to inspect / run.
+// seqrun: the command-line front end — global options, logging setup and dispatch to inspect / run / bench.
 #include <cstdio>
 #include <cstdlib>
 
@@ -46,13 +46,16 @@ int main(int argc, char** argv) {
       "  seqrun inspect model.seqrun --format json\n"
       "  seqrun run model.onnx --input x=x.npy --output-dir out/\n"
       "  seqrun --log-level debug run model.seqrun -i x=x.npy\n"
+      "  seqrun bench model.seqrun -i x=x.npy --warmup 3 --repeat 10\n"
       "\n"
       "Run 'seqrun <command> --help' for a command's options.");
 
   InspectArgs inspect_args;
   RunArgs run_args;
+  BenchArgs bench_args;
   CLI::App* inspect = add_inspect_command(app, inspect_args);
   CLI::App* run = add_run_command(app, run_args, global);
+  CLI::App* bench = add_bench_command(app, bench_args, global);
 
   try {
     app.parse(argc, argv);
@@ -67,5 +70,6 @@ int main(int argc, char** argv) {
   setup_logging(global.log_level);
   if (inspect->parsed()) return run_inspect(inspect_args, global);
   if (run->parsed()) return run_run(run_args, global);
+  if (bench->parsed()) return run_bench(bench_args, global);
   return report_error("no command given (see 'seqrun --help')", kExitUsage);
 }
