@@ -30,6 +30,9 @@ Result<int64_t> checked_num_elements(const Shape& shape, size_t elem_bytes, uint
 }
 
 int64_t num_elements(const Shape& shape) {
+  for (int64_t d : shape) {
+    if (d == 0) return 0;  // before multiplying: [huge, huge, 0] must not overflow
+  }
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;

@@ -6,11 +6,12 @@
 // except an in-place pair, which shares one offset. Zero-size buffers get offset 0 and take no space.
 //
 // How: in-place links are first resolved into chains (a buffer and the buffers written over it, one after the
-// other); a chain is placed as one item at one offset, with each member keeping its own lifetime and size.
-// Items are placed largest first into the smallest gap that fits among the already placed buffers whose
-// lifetimes overlap, else at the end. Finding the gap scans the placed buffers in offset order, so one item
-// costs O(placed) and the whole plan O(n^2) at worst. When the result is above the lower bound, the same
-// greedy runs once more in first-step order and the smaller arena wins.
+// other); a chain is placed as one item at one offset, each member keeping its own lifetime and size. Items
+// are placed largest first into the smallest gap that fits among the placed buffers whose lifetimes overlap,
+// else above them. Placed buffers are indexed by time, so an item costs about the number of buffers live with
+// it, and O(placed) at worst: the greedy is O(n^2) at worst and near O(n log n) on real schedules. When the
+// greedy ends above the lower bound, a bounded iterated greedy (reorder one item, re-place all, keep if not
+// worse) closes most of the gap; its work budget keeps the whole plan well under a second at 20k buffers.
 #include "runtime/memory_plan.h"
 
 #include <algorithm>
@@ -130,9 +131,12 @@ class PlacedBuffers {
   explicit PlacedBuffers(const std::vector<int>* steps)
       : steps_(steps), leaves_(static_cast<int>(steps->size())), tree_(2 * leaves_), starting_at_(leaves_) {}
 
+  const PlacedBuffer& operator[](int slot) const { return placed_[slot]; }
+
   void add(const PlacedBuffer& buffer) {
     const int slot = static_cast<int>(placed_.size());
     placed_.push_back(buffer);
+    lifetimes_.push_back({buffer.first_step, buffer.last_step});
     not_in_offset_order_.push_back(slot);
     const int a = step_index(buffer.first_step);
     starting_at_[a].push_back(slot);
@@ -143,9 +147,9 @@ class PlacedBuffers {
     }
   }
 
-  // Writes the placed buffers live at some step of [first_step, last_step], in offset order. Returns the
-  // work done (buffers and steps visited), for the caller's budget.
-  int64_t live_during(int first_step, int last_step, std::vector<PlacedBuffer>* out) {
+  // Writes the slots of the placed buffers live at some step of [first_step, last_step], in offset order.
+  // Returns the work done (buffers and steps visited), for the caller's budget.
+  int64_t live_during(int first_step, int last_step, std::vector<int>* out) {
     out->clear();
     const int placed = static_cast<int>(placed_.size());
     const int limit = 64 + placed / 16;
@@ -154,34 +158,40 @@ class PlacedBuffers {
     int64_t work = 0;
     bool too_many = b - a > limit;
     for (int node = a + leaves_; node >= 1 && !too_many; node >>= 1) {
-      for (int slot : tree_[node]) out->push_back(placed_[slot]);
+      out->insert(out->end(), tree_[node].begin(), tree_[node].end());
       too_many = static_cast<int>(out->size()) > limit;
       ++work;
     }
     for (int i = a + 1; i <= b && !too_many; ++i) {
-      for (int slot : starting_at_[i]) out->push_back(placed_[slot]);
+      out->insert(out->end(), starting_at_[i].begin(), starting_at_[i].end());
       too_many = static_cast<int>(out->size()) > limit;
       ++work;
     }
     if (!too_many) {
       std::sort(out->begin(), out->end(),
-                [](const PlacedBuffer& x, const PlacedBuffer& y) { return x.offset < y.offset; });
+                [&](int x, int y) { return placed_[x].offset < placed_[y].offset; });
       return work + static_cast<int64_t>(out->size());
     }
-    // Many live buffers: stream through all of them in offset order. The filter is branch-free because the
+    // Many live buffers: go through all of them in offset order. The filter is branch-free because the
     // overlap test is then a coin flip for the branch predictor.
     update_offset_order();
     out->resize(by_offset_.size());
     size_t count = 0;
-    for (const PlacedBuffer& buffer : by_offset_) {
-      (*out)[count] = buffer;
-      count += lifetimes_overlap(buffer.first_step, buffer.last_step, first_step, last_step) ? 1 : 0;
+    for (int slot : by_offset_) {
+      (*out)[count] = slot;
+      const Lifetime& t = lifetimes_[slot];
+      count += lifetimes_overlap(t.first_step, t.last_step, first_step, last_step) ? 1 : 0;
     }
     out->resize(count);
     return work + placed;
   }
 
  private:
+  struct Lifetime {
+    int first_step;
+    int last_step;
+  };
+
   int step_index(int step) const {
     return static_cast<int>(std::lower_bound(steps_->begin(), steps_->end(), step) - steps_->begin());
   }
@@ -189,11 +199,9 @@ class PlacedBuffers {
   // by_offset_ is brought up to date only when a query needs it; one insertion costs O(placed).
   void update_offset_order() {
     for (int slot : not_in_offset_order_) {
-      const PlacedBuffer& buffer = placed_[slot];
-      auto at = std::upper_bound(
-          by_offset_.begin(), by_offset_.end(), buffer.offset,
-          [](int64_t offset, const PlacedBuffer& other) { return offset < other.offset; });
-      by_offset_.insert(at, buffer);
+      auto at = std::upper_bound(by_offset_.begin(), by_offset_.end(), placed_[slot].offset,
+                                 [&](int64_t offset, int other) { return offset < placed_[other].offset; });
+      by_offset_.insert(at, slot);
     }
     not_in_offset_order_.clear();
   }
@@ -202,8 +210,9 @@ class PlacedBuffers {
   int leaves_;
   std::vector<std::vector<int>> tree_;         // slots stored at the nodes covering their lifetime
   std::vector<std::vector<int>> starting_at_;  // slots by the index of their first step
-  std::vector<PlacedBuffer> placed_;           // by slot: placement order
-  std::vector<PlacedBuffer> by_offset_;        // sorted by offset, but for not_in_offset_order_
+  std::vector<PlacedBuffer> placed_;           // by slot (placement order)
+  std::vector<Lifetime> lifetimes_;            // by slot, packed for the scan
+  std::vector<int> by_offset_;                 // slots sorted by offset, but for not_in_offset_order_
   std::vector<int> not_in_offset_order_;
 };
 
@@ -226,23 +235,27 @@ class ArenaPacker {
   // Writes the offsets of all members of all items; returns the arena size. Adds the work done to *work.
   uint64_t place(const std::vector<int>& order, std::vector<uint64_t>* offsets, int64_t* work) {
     PlacedBuffers placed(&steps_);
-    std::vector<PlacedBuffer> live;
+    std::vector<int> live;
     // Offsets X the current item may not take: X in [lo, hi) would overlap some placed buffer.
     std::vector<std::pair<int64_t, int64_t>> forbidden;
     uint64_t arena_bytes = 0;
     for (int item_index : order) {
       const PlacementItem& item = items_[item_index];
-      *work += placed.live_during(item.first_step, item.last_step, &live);
+      // A fixed charge per item stands for the lookups and the sort that visiting buffers does not count.
+      *work += 16 + placed.live_during(item.first_step, item.last_step, &live);
       forbidden.clear();
       if (item.members.size() == 1) {
-        // Every buffer in `live` overlaps the one member, and `live` is in offset order, hence in order of lo.
+        // Every buffer in `live` overlaps the one member, and `live` is in offset order, hence in order of
+        // lo.
         const int64_t size = static_cast<int64_t>(round_up_to_alignment(item.largest_bytes));
-        for (const PlacedBuffer& other : live) forbidden.emplace_back(other.offset - size + 1, other.end);
+        for (int slot : live) forbidden.emplace_back(placed[slot].offset - size + 1, placed[slot].end);
       } else {
-        for (const PlacedBuffer& other : live) {
+        for (int slot : live) {
+          const PlacedBuffer& other = placed[slot];
           for (int m : item.members) {
             const TensorLifetime& t = tensors_[m];
-            if (!lifetimes_overlap(other.first_step, other.last_step, t.first_step, last_step_of(t))) continue;
+            if (!lifetimes_overlap(other.first_step, other.last_step, t.first_step, last_step_of(t)))
+              continue;
             const int64_t size = static_cast<int64_t>(round_up_to_alignment(t.size_bytes));
             forbidden.emplace_back(other.offset - size + 1, other.end);
           }
@@ -317,9 +330,11 @@ uint64_t live_bytes_lower_bound(const std::vector<TensorLifetime>& tensors) {
 
 }  // namespace
 
-// Improvement rounds after the greedy, and the work (buffers visited) they may spend in all.
-constexpr int kImprovementRounds = 500;
-constexpr int64_t kImprovementWorkBudget = 20'000'000;
+// Bounds on the improvement rounds after the greedy: a count, and the work (roughly, placed buffers visited)
+// they may spend in all. A round re-places everything, so a graph whose one placement costs more than the
+// budget gets none; the budget is about 0.1 s of one core, whatever the graph.
+constexpr int kImprovementRounds = 4000;
+constexpr int64_t kImprovementWorkBudget = 8'000'000;
 
 MemoryPlan plan_arena_offsets(const std::vector<TensorLifetime>& tensors) {
   MemoryPlan plan;
@@ -332,35 +347,41 @@ MemoryPlan plan_arena_offsets(const std::vector<TensorLifetime>& tensors) {
   const int item_count = static_cast<int>(items.size());
   ArenaPacker packer(tensors, items);
 
+  // Greedy by size: largest first, ties by earlier first step.
   std::vector<int> order(item_count);
   for (int i = 0; i < item_count; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    if (items[a].largest_bytes != items[b].largest_bytes) return items[a].largest_bytes > items[b].largest_bytes;
+    if (items[a].largest_bytes != items[b].largest_bytes)
+      return items[a].largest_bytes > items[b].largest_bytes;
     return items[a].first_step < items[b].first_step;
   });
-  int64_t work = 0;
-  plan.arena_bytes = packer.place(order, &plan.offsets, &work);
+  int64_t placement_work = 0;
+  plan.arena_bytes = packer.place(order, &plan.offsets, &placement_work);
 
-  // Iterated greedy: greedy by size strands small long-lived buffers (residuals) above fragmented big ones.
-  // Move an item that reaches the top of the arena (or, every other round, any item) earlier in the order,
-  // re-place everything, and keep the new order unless it is worse. Deterministic: a fixed-seed generator.
+  // Iterated greedy. Greedy by size strands small long-lived buffers (residuals) above big short-lived ones
+  // and leaves gaps the windows of a layer chain cannot use. Each round moves one item earlier in the order:
+  // on even rounds an item that reaches the top of the arena, on odd rounds any item to anywhere; it
+  // re-places everything and keeps the new order unless the arena grew. It stops at the lower bound.
+  // Deterministic: a fixed-seed generator and a budget counted in work, not time.
   std::mt19937 rng(0x5eedu);
   std::vector<int> candidate;
   std::vector<uint64_t> candidate_offsets(tensors.size(), 0);
   std::vector<int> at_top;
-  work = 0;
-  for (int round = 0; round < kImprovementRounds && item_count > 1 && plan.arena_bytes > plan.lower_bound_bytes &&
-                      work < kImprovementWorkBudget;
+  int64_t work = 0;
+  for (int round = 0;
+       round < kImprovementRounds && item_count > 1 && plan.arena_bytes > plan.lower_bound_bytes &&
+       work + placement_work <= kImprovementWorkBudget;
        ++round) {
     at_top.clear();
-    for (int position = 0; position < item_count; ++position) {
+    for (int position = 1; position < item_count; ++position) {
       const int head = items[order[position]].members.front();
       const uint64_t end = plan.offsets[head] + round_up_to_alignment(tensors[head].size_bytes);
-      if (end == plan.arena_bytes && position > 0) at_top.push_back(position);
+      if (end == plan.arena_bytes) at_top.push_back(position);
     }
-    int from = static_cast<int>(rng() % static_cast<uint32_t>(item_count));
-    if (round % 2 == 0 && !at_top.empty()) from = at_top[rng() % at_top.size()];
-    const int to = static_cast<int>(rng() % static_cast<uint32_t>(round % 2 == 0 ? from + 1 : item_count));
+    const bool lower_the_top = round % 2 == 0 && !at_top.empty();
+    const int from = lower_the_top ? at_top[rng() % at_top.size()]
+                                   : static_cast<int>(rng() % static_cast<uint32_t>(item_count));
+    const int to = static_cast<int>(rng() % static_cast<uint32_t>(lower_the_top ? from : item_count));
     candidate = order;
     const int moved = candidate[from];
     candidate.erase(candidate.begin() + from);

@@ -46,10 +46,10 @@ struct PlanOptions {
 struct MemoryReport {
   bool uses_reference_executor = false;  // dynamic shapes: nothing below is planned
   std::string fallback_reason;
-  uint64_t arena_bytes = 0;        // all devices' arenas together
-  uint64_t lower_bound_bytes = 0;  // largest total of simultaneously live arena bytes (summed over devices)
-  uint64_t no_reuse_bytes = 0;     // sum of every arena buffer's size
-  uint64_t weight_bytes = 0;       // constants the plan reads in place (incl. folded ones)
+  uint64_t arena_bytes = 0;          // all devices' arenas together
+  uint64_t lower_bound_bytes = 0;    // largest total of simultaneously live arena bytes (summed over devices)
+  uint64_t no_reuse_bytes = 0;       // sum of every arena buffer's size
+  uint64_t weight_bytes = 0;         // constants the plan reads in place (incl. folded ones)
   uint64_t device_weight_bytes = 0;  // constants uploaded to a non-host device
   uint64_t pinned_input_bytes = 0;
   uint64_t pinned_output_bytes = 0;
@@ -75,7 +75,7 @@ struct PlannedBuffer {
   uint64_t size_bytes = 0;
   uint64_t offset = 0;
   int first_step = 0;
-  int last_step = 0;   // steps().size() when an output copy at the end reads it
+  int last_step = 0;    // steps().size() when an output copy at the end reads it
   int inplace_of = -1;  // buffer it was allowed to overwrite (the planner may or may not have used it)
 };
 
@@ -89,7 +89,8 @@ struct StepInfo {
 
 class ExecutionPlan {
  public:
-  static Result<std::unique_ptr<ExecutionPlan>> build(std::unique_ptr<Graph> graph, const PlanOptions& options = {});
+  static Result<std::unique_ptr<ExecutionPlan>> build(std::unique_ptr<Graph> graph,
+                                                      const PlanOptions& options = {});
   ~ExecutionPlan();
   ExecutionPlan(const ExecutionPlan&) = delete;
   ExecutionPlan& operator=(const ExecutionPlan&) = delete;

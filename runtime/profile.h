@@ -17,13 +17,13 @@
 namespace seqrun::runtime {
 
 struct ProfileEvent {
-  std::string op;            // "MatMul", or "Copy" for a device copy the plan inserted
-  std::string node;          // the node's name (or its first output's name when unnamed)
-  std::string kernel;        // kernel label: "reference", "alias", "copy:cpu->cuda", ...
-  std::string category;      // "node", "copy" or "graph" (a whole graph run by the reference executor)
-  std::vector<Shape> input_shapes;   // absent optional inputs are omitted
+  std::string op;                   // "MatMul", or "Copy" for a device copy the plan inserted
+  std::string node;                 // the node's name (or its first output's name when unnamed)
+  std::string kernel;               // kernel label: "reference", "alias", "copy:cpu->cuda", ...
+  std::string category;             // "node", "copy" or "graph" (a whole graph run by the reference executor)
+  std::vector<Shape> input_shapes;  // absent optional inputs are omitted
   std::vector<Shape> output_shapes;
-  double start_us = 0.0;     // since the Profile was created
+  double start_us = 0.0;  // since the Profile was created
   double dur_us = 0.0;
 };
 

@@ -1,6 +1,8 @@
-// Session: load or adopt a graph, run the pass pipeline and the verifier, then run it by position or by name.
+// Session: load or adopt a graph, run the pass pipeline and the verifier, then run it by position or by name
+// through a cached, shape-specialized execution plan (or the reference executor).
 #include "runtime/session.h"
 
+#include <algorithm>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -72,15 +74,93 @@ std::vector<std::string> Session::output_names() const {
   return names;
 }
 
-Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) const {
-  // threads: the reference executor is single-threaded; the value is kept for the backends.
-  SEQRUN_TRY(validate_inputs(*graph_, inputs));
-  ExecOptions exec_options;
-  exec_options.check_finite = options_.check_finite;
-  return ReferenceExecutor(exec_options).run(*graph_, inputs);
+Result<std::shared_ptr<ExecutionPlan>> Session::plan_for(const std::vector<InputSpec>& inputs) const {
+  SEQRUN_TRY(check_input_specs(*graph_, inputs));
+  const std::string key = shape_signature(inputs);
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) {
+    plans_by_use_.remove(key);
+    plans_by_use_.push_back(key);
+    return it->second;
+  }
+  SEQRUN_ASSIGN(std::unique_ptr<Graph> specialized, specialize_graph(*graph_, inputs));
+  PlanOptions plan_options;
+  plan_options.backends = options_.backends;
+  plan_options.threads = options_.threads > 0 ? options_.threads : backends::cpu_threads();
+  plan_options.check_finite = options_.check_finite;
+  Result<std::unique_ptr<ExecutionPlan>> built = ExecutionPlan::build(std::move(specialized), plan_options);
+  if (!built) return built.status().with_context("graph '" + graph_->name() + "' with inputs " + key);
+  ++plan_builds_;
+  std::shared_ptr<ExecutionPlan> plan(std::move(built).value());
+  spdlog::debug("plan for {}: {}", key,
+                plan->uses_reference_executor()
+                    ? "reference executor (dynamic shapes)"
+                    : std::to_string(plan->memory_report().arena_bytes) + " arena bytes");
+  plans_.emplace(key, plan);
+  plans_by_use_.push_back(key);
+  const size_t limit = std::max<size_t>(options_.max_cached_plans, 1);
+  while (plans_.size() > limit) {
+    plans_.erase(plans_by_use_.front());
+    plans_by_use_.pop_front();
+  }
+  return plan;
 }
 
-Result<std::map<std::string, Tensor>> Session::run(const std::map<std::string, Tensor>& inputs) const {
+Result<MemoryReport> Session::memory_report(const std::vector<InputSpec>& inputs) const {
+  SEQRUN_ASSIGN(std::shared_ptr<ExecutionPlan> plan, plan_for(inputs));
+  return plan->memory_report();
+}
+
+Result<std::vector<PlacementEntry>> Session::placement(const std::vector<InputSpec>& inputs) const {
+  SEQRUN_ASSIGN(std::shared_ptr<ExecutionPlan> plan, plan_for(inputs));
+  return plan->placement();
+}
+
+int Session::plan_builds() const {
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  return plan_builds_;
+}
+
+size_t Session::cached_plans() const {
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  return plans_.size();
+}
+
+Status Session::run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                         Profile* profile) const {
+  SEQRUN_TRY(validate_inputs(*graph_, inputs));
+  if (options_.executor == ExecutorKind::reference) {
+    ExecOptions exec_options;
+    exec_options.check_finite = options_.check_finite;
+    const double start = profile != nullptr ? profile->now_us() : 0.0;
+    SEQRUN_ASSIGN(outputs, ReferenceExecutor(exec_options).run(*graph_, inputs));
+    if (profile != nullptr) {
+      ProfileEvent e;
+      e.op = "graph";
+      e.node = graph_->name();
+      e.kernel = "reference-executor";
+      e.category = "graph";
+      for (const Tensor& t : inputs) e.input_shapes.push_back(t.shape());
+      for (const Tensor& t : outputs) e.output_shapes.push_back(t.shape());
+      e.start_us = start;
+      e.dur_us = profile->now_us() - start;
+      profile->add(std::move(e));
+    }
+    return Status::ok();
+  }
+  SEQRUN_ASSIGN(std::shared_ptr<ExecutionPlan> plan, plan_for(input_specs_of(inputs)));
+  return plan->run(inputs, outputs, profile);
+}
+
+Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs, Profile* profile) const {
+  std::vector<Tensor> outputs;
+  SEQRUN_TRY(run_into(inputs, outputs, profile));
+  return outputs;
+}
+
+Result<std::map<std::string, Tensor>> Session::run(const std::map<std::string, Tensor>& inputs,
+                                                   Profile* profile) const {
   const std::vector<std::string> expected = input_names();
   const std::set<std::string> expected_set(expected.begin(), expected.end());
   std::vector<std::string> unknown;
@@ -105,7 +185,7 @@ Result<std::map<std::string, Tensor>> Session::run(const std::map<std::string, T
     return make_error("missing input{} {} (the model's inputs: {})", missing.size() > 1 ? "s" : "",
                       join_names(missing), join_names(expected));
   }
-  SEQRUN_ASSIGN(std::vector<Tensor> outputs, run(ordered));
+  SEQRUN_ASSIGN(std::vector<Tensor> outputs, run(ordered, profile));
   std::map<std::string, Tensor> named;
   const std::vector<std::string> names = output_names();
   for (size_t i = 0; i < names.size() && i < outputs.size(); ++i) named.emplace(names[i], outputs[i]);

@@ -3,27 +3,44 @@
 //
 // A Session owns its (optimized) graph. Inputs are checked against the graph's declared inputs
 // (names, dtypes, ranks, static dims, consistent symbolic dims) and every error names the culprit.
-// Execution currently uses the reference executor (runtime/executor.h).
+// By default a run goes through an ExecutionPlan (runtime/plan.h): the first run with a given shape
+// signature (the inputs' dtypes and shapes) specializes the graph to it and builds a plan; later runs with
+// the same signature reuse that plan without allocating (run_into with the caller's output tensors).
+// Plans are cached per signature (at most `max_cached_plans`, least recently used dropped first), under a
+// mutex, so a Session may be run from several threads. `executor = reference` runs the reference executor
+// (runtime/executor.h) instead.
 #pragma once
 
+#include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
 #include "ir/graph.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
 #include "passes/pass.h"
+#include "runtime/plan.h"
+#include "runtime/profile.h"
+#include "runtime/specialize.h"
 
 namespace seqrun::runtime {
 
+enum class ExecutorKind : uint8_t { planned = 0, reference = 1 };
+
 struct SessionOptions {
-  int opt_level = 1;                                // -O0 / -O1
-  std::optional<std::vector<std::string>> passes;   // explicit list overrides opt_level
-  int threads = 0;                                  // 0 = all cores
-  bool check_finite = false;                        // error on NaN/Inf in any float output of any node
+  int opt_level = 1;                               // -O0 / -O1
+  std::optional<std::vector<std::string>> passes;  // explicit list overrides opt_level
+  int threads = 0;                                 // 0 = all cores
+  bool check_finite = false;                       // error on NaN/Inf in any float output of any node
+  ExecutorKind executor = ExecutorKind::planned;   // planned: shape-specialized, memory-planned
+  std::vector<backends::Backend*> backends;        // placement order; empty = {&backends::cpu_backend()}
+  size_t max_cached_plans = 16;                    // plans kept per session (one per shape signature)
 };
 
 class Session {
@@ -39,10 +56,24 @@ class Session {
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
 
-  // Inputs in the graph's input order; outputs in the graph's output order.
-  Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+  // Inputs in the graph's input order; outputs in the graph's output order. A Profile, when given,
+  // receives one event per executed step.
+  Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs, Profile* profile = nullptr) const;
   // Inputs by name: unknown and missing names are errors that list the expected names.
-  Result<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs) const;
+  Result<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs,
+                                            Profile* profile = nullptr) const;
+  // Like run, but writes into `outputs` (resized to the graph's outputs): tensors already there with the
+  // right dtype and shape are reused, so a steady loop over one shape allocates nothing.
+  Status run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                  Profile* profile = nullptr) const;
+
+  // The plan for one binding of input types (built and cached like a run would); errors name the input.
+  Result<std::shared_ptr<ExecutionPlan>> plan_for(const std::vector<InputSpec>& inputs) const;
+  Result<MemoryReport> memory_report(const std::vector<InputSpec>& inputs) const;
+  Result<std::vector<PlacementEntry>> placement(const std::vector<InputSpec>& inputs) const;
+  // How many plans this session has built (a cache miss builds one) and how many it keeps now.
+  int plan_builds() const;
+  size_t cached_plans() const;
 
  private:
   Session() = default;
@@ -50,6 +81,12 @@ class Session {
   std::vector<passes::PassReport> pass_reports_;
   std::map<std::string, std::string> metadata_;
   SessionOptions options_;
+
+  // Plan cache: signature -> plan, plus the signatures from least to most recently used.
+  mutable std::mutex plans_mutex_;
+  mutable std::map<std::string, std::shared_ptr<ExecutionPlan>> plans_;
+  mutable std::list<std::string> plans_by_use_;
+  mutable int plan_builds_ = 0;
 };
 
 }  // namespace seqrun::runtime

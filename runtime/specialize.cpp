@@ -1,4 +1,5 @@
-// Shape specialization: bind input shapes, re-infer, fold constant subgraphs and Shape/Size, remove dead code.
+// Shape specialization: bind input shapes, re-infer, fold constant subgraphs and Shape/Size, remove dead
+// code.
 #include "runtime/specialize.h"
 
 #include <algorithm>
@@ -11,7 +12,9 @@ namespace seqrun::runtime {
 
 namespace {
 
-bool needs_f32_conversion(DType t) { return t == DType::f16 || t == DType::bf16 || t == DType::f64; }
+bool needs_f32_conversion(DType t) {
+  return t == DType::f16 || t == DType::bf16 || t == DType::f64;
+}
 
 bool has_body(const Node& node) {
   for (const auto& [key, attr] : node.attrs()) {
@@ -20,7 +23,9 @@ bool has_body(const Node& node) {
   return false;
 }
 
-bool is_used(const Value* v) { return !v->uses().empty() || v->is_graph_output(); }
+bool is_used(const Value* v) {
+  return !v->uses().empty() || v->is_graph_output();
+}
 
 // Bytes of a statically typed value, or -1 when its shape is not static.
 int64_t static_bytes(const TensorType& type) {
@@ -147,7 +152,8 @@ Status check_input_specs(const Graph& graph, const std::vector<InputSpec>& input
   return validate_inputs(graph, views);
 }
 
-Result<std::vector<Tensor>> evaluate_node_reference(const Node& node, const std::vector<const Tensor*>& inputs) {
+Result<std::vector<Tensor>> evaluate_node_reference(const Node& node,
+                                                    const std::vector<const Tensor*>& inputs) {
   const reference::KernelEntry* entry = reference::KernelRegistry::global().find(node.op());
   if (entry == nullptr) return make_error("{}: no reference kernel for op '{}'", node.describe(), node.op());
   std::vector<Tensor> converted;

@@ -56,6 +56,7 @@ Result<std::unique_ptr<Graph>> specialize_graph(const Graph& graph, const std::v
 
 // Runs one node with the reference kernels, converting f16/bf16/f64 through f32 exactly as the reference
 // executor does. `inputs` has one entry per node input (null for absent ones). Used for folding.
-Result<std::vector<Tensor>> evaluate_node_reference(const Node& node, const std::vector<const Tensor*>& inputs);
+Result<std::vector<Tensor>> evaluate_node_reference(const Node& node,
+                                                    const std::vector<const Tensor*>& inputs);
 
 }  // namespace seqrun::runtime

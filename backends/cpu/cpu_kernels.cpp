@@ -1,10 +1,51 @@
-// The list of fast CPU kernels (filled in by the CPU-backend work).
+// Registration of the CPU backend's fast kernels (oneDNN + own AVX2/OpenMP kernels).
+//
+// Compiled without -mavx2 (unlike the rest of backends/cpu), so it is safe to run on any x86-64:
+// the factories it registers first check the CPU and decline without AVX2 and FMA, leaving every
+// node to the reference fallback.
 #include "backends/cpu/cpu_kernels.h"
+
+#include "backends/cpu/cpu_factories.h"
 
 namespace seqrun::backends::cpu {
 
+namespace {
+
+bool cpu_has_avx2_fma() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+}
+
+void add(KernelFactoryRegistry& registry, const char* op, KernelFactoryFn factory) {
+  registry.add(op, [factory](const KernelInfo& info) -> std::unique_ptr<Kernel> {
+    if (!cpu_has_avx2_fma()) return nullptr;
+    return factory(info);
+  });
+}
+
+}  // namespace
+
 void register_cpu_kernels(KernelFactoryRegistry& registry) {
-  (void)registry;
+  add(registry, "MatMul", make_matmul_kernel);
+  add(registry, "Gemm", make_gemm_kernel);
+  add(registry, "Linear", make_linear_kernel);
+  add(registry, "FusedLinear", make_fused_linear_kernel);
+  add(registry, "Conv", make_conv_kernel);
+  add(registry, "DeformConv", make_deform_conv_kernel);
+  add(registry, "Softmax", make_softmax_kernel);
+  add(registry, "LogSoftmax", make_softmax_kernel);
+  add(registry, "LayerNormalization", make_layer_norm_kernel);
+  add(registry, "RMSNormalization", make_rms_norm_kernel);
+  for (int i = 0; i < kNumUnaryOps; ++i) add(registry, kUnaryOps[i], make_unary_kernel);
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) add(registry, op, make_binary_kernel);
+  add(registry, "Pow", make_pow_kernel);
+  add(registry, "Where", make_where_kernel);
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax"}) add(registry, op, make_reduce_kernel);
+  add(registry, "Gather", make_gather_kernel);
+  add(registry, "Transpose", make_transpose_kernel);
+  add(registry, "Concat", make_concat_kernel);
+  add(registry, "Split", make_split_kernel);
+  add(registry, "Slice", make_slice_kernel);
 }
 
 }  // namespace seqrun::backends::cpu

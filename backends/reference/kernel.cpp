@@ -20,6 +20,7 @@ const KernelRegistry& KernelRegistry::global() {
     register_nn_kernels(*r);
     register_attention_kernels(*r);
     register_control_flow_kernels(*r);
+    register_fused_kernels(*r);
     std::sort(r->entries_.begin(), r->entries_.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     return r;

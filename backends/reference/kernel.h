@@ -70,5 +70,6 @@ void register_resize_kernels(KernelRegistry& r);  // nn_resize.cpp: Resize, Upsa
 void register_attention_kernels(KernelRegistry& r);
 void register_linear_attention_kernels(KernelRegistry& r);  // called by register_attention_kernels
 void register_control_flow_kernels(KernelRegistry& r);
+void register_fused_kernels(KernelRegistry& r);  // fused.cpp: FusedLinear
 
 }  // namespace seqrun::reference

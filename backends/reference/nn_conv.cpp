@@ -3,8 +3,8 @@
 // Layouts are ONNX's: activations [N, C, spatial...] row-major, Conv weights [M, C/group, k...],
 // ConvTranspose weights [C, M/group, k...]. Each kernel is a direct loop over output (or input)
 // positions and kernel taps, accumulating in float; compute-bound, single-threaded, no im2col
-// except DeformConv, which samples its bilinear columns once per image and reuses them for every
-// output channel.
+// except DeformConv, which samples each input channel's bilinear columns once and reuses them for
+// every output channel of that channel's group.
 #include <cmath>
 
 #include "backends/reference/kernel.h"
@@ -321,8 +321,15 @@ Status deform_conv_kernel(KernelContext& ctx) {
   float* yd = y.data<float>();
   const int64_t channels_per_offset_group = channels / offset_group;
   const int64_t out_per_group = out_channels / group;
-  // columns[c][tap][o]: the (masked) sample that tap `tap` of output o reads from channel c.
-  std::vector<float> columns(static_cast<size_t>(channels * taps * out_plane));
+  // Bias first; then, channel by channel, sample that channel's columns once and add them into
+  // every output channel of its group. columns[tap][o] = the (masked) sample tap `tap` of output o reads.
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t m = 0; m < out_channels; ++m) {
+      float* yp = yd + (b * out_channels + m) * out_plane;
+      for (int64_t o = 0; o < out_plane; ++o) yp[o] = bd != nullptr ? bd[m] : 0.0f;
+    }
+  }
+  std::vector<float> columns(static_cast<size_t>(taps * out_plane));
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t c = 0; c < channels; ++c) {
       const int64_t og = c / channels_per_offset_group;
@@ -332,7 +339,7 @@ Status deform_conv_kernel(KernelContext& ctx) {
         const float* dy = od + ((b * offset_group + og) * taps * 2 + 2 * t) * out_plane;
         const float* dx = dy + out_plane;
         const float* mp = md != nullptr ? md + ((b * offset_group + og) * taps + t) * out_plane : nullptr;
-        float* col = columns.data() + (c * taps + t) * out_plane;
+        float* col = columns.data() + t * out_plane;
         for (int64_t r = 0; r < oh; ++r) {
           for (int64_t s = 0; s < ow; ++s) {
             const int64_t o = r * ow + s;
@@ -345,15 +352,12 @@ Status deform_conv_kernel(KernelContext& ctx) {
           }
         }
       }
-    }
-    for (int64_t m = 0; m < out_channels; ++m) {
-      const int64_t first_channel = (m / out_per_group) * group_channels;
-      float* yp = yd + (b * out_channels + m) * out_plane;
-      for (int64_t o = 0; o < out_plane; ++o) yp[o] = bd != nullptr ? bd[m] : 0.0f;
-      for (int64_t ci = 0; ci < group_channels; ++ci) {
+      const int64_t g = c / group_channels, ci = c % group_channels;
+      for (int64_t m = g * out_per_group; m < (g + 1) * out_per_group; ++m) {
+        float* yp = yd + (b * out_channels + m) * out_plane;
         for (int64_t t = 0; t < taps; ++t) {
           const float wv = wd[(m * group_channels + ci) * taps + t];
-          const float* col = columns.data() + ((first_channel + ci) * taps + t) * out_plane;
+          const float* col = columns.data() + t * out_plane;
           for (int64_t o = 0; o < out_plane; ++o) yp[o] += wv * col[o];
         }
       }

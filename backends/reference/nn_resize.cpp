@@ -83,8 +83,7 @@ Result<std::vector<AxisPoint>> axis_points(const KernelContext& ctx, const Resiz
       pt.extrapolate = true;
       continue;
     }
-    if (!std::isfinite(x))
-      return ctx.error("non-finite source coordinate on a resized axis (scale {})", scale);
+    if (!(std::fabs(x) < 1e15)) return ctx.error("source coordinate {} is out of range (scale {})", x, scale);
     const double fx = std::floor(x);
     const int64_t x0 = static_cast<int64_t>(fx);
     const double r = x - fx;

@@ -22,14 +22,23 @@ struct WindowGeometry {
   size_t rank() const { return in.size(); }
 };
 
-// Reads an ints attribute of exactly `n` values (or `fill` repeated when absent) with a lower bound.
-inline Result<std::vector<int64_t>> window_ints(const KernelContext& ctx, const char* name, size_t n,
-                                                int64_t fill, int64_t min_value) {
+// Bounds that keep the window arithmetic (stride * size, (kernel - 1) * dilation, ...) far from
+// int64 overflow whatever a model file says.
+constexpr int64_t kMaxWindowAttr = int64_t{1} << 24;      // strides, dilations, kernel_shape, pads, ...
+constexpr int64_t kMaxKernelTaps = int64_t{1} << 24;      // product of the kernel's dims
+constexpr int64_t kMaxOutputElements = int64_t{1} << 31;  // largest tensor an nn kernel allocates
+
+// Reads an ints attribute of exactly `n` values (or `fill` repeated when absent) within
+// [min_value, kMaxWindowAttr].
+inline Result<std::vector<int64_t>> window_ints(const KernelContext& ctx, const char* name, size_t n, int64_t fill,
+                                                int64_t min_value) {
   std::vector<int64_t> v = ctx.node.get_ints(name);
   if (v.empty()) v.assign(n, fill);
   if (v.size() != n) return ctx.error("attribute '{}' needs {} values, has {}", name, n, v.size());
   for (int64_t x : v) {
-    if (x < min_value) return ctx.error("attribute '{}' has value {} (must be >= {})", name, x, min_value);
+    if (x < min_value || x > kMaxWindowAttr) {
+      return ctx.error("attribute '{}' has value {} (must be in [{}, {}])", name, x, min_value, kMaxWindowAttr);
+    }
   }
   return v;
 }
@@ -42,8 +51,13 @@ inline Result<WindowGeometry> resolve_window(const KernelContext& ctx, std::vect
   WindowGeometry g;
   g.in = std::move(in);
   if (kernel.size() != n) return ctx.error("kernel_shape needs {} values, has {}", n, kernel.size());
+  int64_t taps = 1;
   for (int64_t k : kernel) {
-    if (k <= 0) return ctx.error("kernel_shape values must be positive, got {}", k);
+    if (k <= 0 || k > kMaxWindowAttr) return ctx.error("kernel_shape value {} is not in [1, {}]", k, kMaxWindowAttr);
+    taps *= k;
+    if (taps > kMaxKernelTaps) {
+      return ctx.error("kernel {} has more than {} taps", shape_to_string(kernel), kMaxKernelTaps);
+    }
   }
   g.kernel = std::move(kernel);
   SEQRUN_ASSIGN(g.strides, window_ints(ctx, "strides", n, 1, 1));
@@ -109,8 +123,12 @@ inline Status require_inputs(const KernelContext& ctx, int count) {
 
 // Output tensor allocation with an overflow-checked element count.
 inline Result<Tensor> alloc_output(const KernelContext& ctx, DType dtype, const Shape& shape) {
-  auto count = checked_num_elements(shape, dtype_size(dtype));
-  if (!count) return ctx.error("output shape {}: {}", shape_to_string(shape), count.status().message());
+  for (int64_t d : shape) {
+    if (d < 0) return ctx.error("output shape {} has a negative dim", shape_to_string(shape));
+  }
+  if (!checked_num_elements(shape, 0, static_cast<uint64_t>(kMaxOutputElements))) {
+    return ctx.error("output shape {} has more than 2^31 elements", shape_to_string(shape));
+  }
   return Tensor::empty(dtype, shape);
 }
 

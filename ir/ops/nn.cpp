@@ -19,6 +19,10 @@ namespace {
 
 using Dims = std::vector<Dim>;
 constexpr int64_t kUnknownSize = -1;
+// Largest stride / dilation / pad / kernel size accepted (keeps the size arithmetic far from overflow).
+constexpr int64_t kMaxWindowAttr = int64_t{1} << 24;
+// Largest dim a resize may produce in inference.
+constexpr double kMaxResizedDim = 9.0e15;
 
 DType first_known_dtype(const InferContext& ctx) {
   for (int i = 0; i < ctx.num_inputs(); ++i) {
@@ -280,7 +284,10 @@ Result<std::vector<int64_t>> ints_of_length(const Node& node, const char* name, 
   if (v.empty()) v.assign(n, fill);
   if (v.size() != n) return make_error("attribute '{}' needs {} values, has {}", name, n, v.size());
   for (int64_t x : v) {
-    if (x < min_value) return make_error("attribute '{}' has value {} (must be >= {})", name, x, min_value);
+    if (x < min_value || x > kMaxWindowAttr) {
+      return make_error("attribute '{}' has value {} (must be in [{}, {}])", name, x, min_value,
+                        kMaxWindowAttr);
+    }
   }
   return v;
 }
@@ -303,7 +310,7 @@ Result<WindowAttrs> read_window(const Node& node, size_t n, std::vector<int64_t>
 // Output size of spatial axis i for input size `in` (conv and pool share the formula).
 Result<Dim> window_out_dim(const WindowAttrs& w, size_t i, const Dim& in) {
   const size_t n = w.kernel.size();
-  if (!in.is_static() || w.kernel[i] == kUnknownSize) return Dim();
+  if (!in.is_static() || w.kernel[i] == kUnknownSize || in.value() > (int64_t{1} << 48)) return Dim();
   const int64_t size = in.value(), s = w.strides[i];
   if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") return Dim((size + s - 1) / s);
   const int64_t extent = (w.kernel[i] - 1) * w.dilations[i] + 1;
@@ -342,8 +349,9 @@ std::vector<int64_t> kernel_from_weight(const Node& node, const TensorType& w, s
 Status check_kernel_against_weight(const std::vector<int64_t>& kernel, const TensorType& w, size_t n) {
   if (kernel.size() != n) return make_error("kernel_shape needs {} values, has {}", n, kernel.size());
   for (size_t i = 0; i < n; ++i) {
-    if (kernel[i] != kUnknownSize && kernel[i] <= 0)
-      return make_error("kernel_shape[{}] = {} <= 0", i, kernel[i]);
+    if (kernel[i] != kUnknownSize && (kernel[i] <= 0 || kernel[i] > kMaxWindowAttr)) {
+      return make_error("kernel_shape[{}] = {} is not in [1, {}]", i, kernel[i], kMaxWindowAttr);
+    }
     if (!w.has_rank() || kernel[i] == kUnknownSize) continue;
     const Dim& d = w.dim(static_cast<int>(i) + 2);
     if (d.is_static() && d.value() != kernel[i]) {
@@ -525,7 +533,8 @@ Status infer_pool(InferContext& ctx) {
   std::vector<int64_t> kernel = ctx.node().get_ints("kernel_shape");
   if (kernel.empty()) return make_error("kernel_shape is required");
   for (int64_t k : kernel) {
-    if (k <= 0) return make_error("kernel_shape values must be positive");
+    if (k <= 0 || k > kMaxWindowAttr)
+      return make_error("kernel_shape value {} is not in [1, {}]", k, kMaxWindowAttr);
   }
   if (ctx.node().op() == "LpPool" && ctx.node().get_int("p", 2) <= 0) return make_error("p must be positive");
   if (ctx.node().op() == "MaxPool") {
@@ -725,8 +734,9 @@ Status infer_resize(InferContext& ctx) {
     }
     for (size_t i = 0; i < axes.size(); ++i) {
       const Dim& in = x.dim(static_cast<int>(axes[i]));
-      if ((*scales)[i] <= 0) return make_error("scales[{}] = {} must be positive", i, (*scales)[i]);
-      if (in.is_static()) out[axes[i]] = Dim(static_cast<int64_t>(std::floor(in.value() * (*scales)[i])));
+      if (!((*scales)[i] > 0)) return make_error("scales[{}] = {} must be positive", i, (*scales)[i]);
+      const double size = in.is_static() ? std::floor(static_cast<double>(in.value()) * (*scales)[i]) : -1.0;
+      if (size >= 0.0 && size <= kMaxResizedDim) out[axes[i]] = Dim(static_cast<int64_t>(size));
     }
   }
   ctx.outputs[0] = TensorType(dt, out);
@@ -749,9 +759,10 @@ Status infer_upsample(InferContext& ctx) {
       return make_error("scales has {} values for rank {}", scales->size(), x.rank());
     }
     for (int i = 0; i < x.rank(); ++i) {
-      if ((*scales)[i] <= 0) return make_error("scales[{}] = {} must be positive", i, (*scales)[i]);
-      if (x.dim(i).is_static())
-        out[i] = Dim(static_cast<int64_t>(std::floor(x.dim(i).value() * (*scales)[i])));
+      if (!((*scales)[i] > 0)) return make_error("scales[{}] = {} must be positive", i, (*scales)[i]);
+      const Dim& in = x.dim(i);
+      const double size = in.is_static() ? std::floor(static_cast<double>(in.value()) * (*scales)[i]) : -1.0;
+      if (size >= 0.0 && size <= kMaxResizedDim) out[i] = Dim(static_cast<int64_t>(size));
     }
   }
   ctx.outputs[0] = TensorType(x.dtype(), out);

@@ -491,7 +491,7 @@ TEST_CASE("serialize: load_model_from_memory reads a buffer, zero-copy when it i
   CHECK(reinterpret_cast<uintptr_t>(from_shifted->graph->find_value("w")->constant().raw()) % 64 == 0);
 }
 
-TEST_CASE("serialize: nested graphs up to the nesting limit load") {
+TEST_CASE("serialize: Loop bodies nested 20 deep round-trip") {
   // Loop bodies nested 20 deep, each level with a constant of its own.
   std::shared_ptr<Graph> body;
   for (int level = 0; level < 20; ++level) {
@@ -971,6 +971,11 @@ TEST_CASE("hostile: value table inconsistencies") {
 }
 
 TEST_CASE("hostile: graphs nested too deep") {
+  // The main graph plus 64 levels of bodies is the limit (as in verify_graph).
+  Status at_limit = load_bytes(encode_nested(65));
+  INFO(at_limit.message());
+  CHECK(at_limit.is_ok());
+  expect_rejected(encode_nested(66), {"nested graphs deeper than 64 levels"});
   expect_rejected(encode_nested(200), {"m.seqrun: node #0: attribute 'body': node #0: attribute 'body':",
                                        "nested graphs deeper than 64 levels"});
 }

@@ -32,6 +32,7 @@ rm -rf "$work/seeds"
 mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
 "$build/tools/fuzz/fuzz_seed_corpus" "$work/seeds" "$work/seqrun.dict"
 
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 # New inputs go to corpus/ (kept between runs); seeds/ is read only. -timeout: one input may take 10 s.
 "$build/tools/fuzz/fuzz_load_model" "$work/corpus" "$work/seeds" \
   -dict="$work/seqrun.dict" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \

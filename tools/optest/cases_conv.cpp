@@ -15,7 +15,8 @@ double conv_flops(const std::vector<backends::TensorArg>& in, const std::vector<
 }
 
 // ConvTranspose: every input element scatters into W.numel / C outputs.
-double conv_transpose_flops(const std::vector<backends::TensorArg>& in, const std::vector<backends::TensorArg>&) {
+double conv_transpose_flops(const std::vector<backends::TensorArg>& in,
+                            const std::vector<backends::TensorArg>&) {
   const backends::TensorArg& w = in[1];
   return 2.0 * static_cast<double>(in[0].numel()) * static_cast<double>(w.numel() / w.shape[0]);
 }
@@ -78,7 +79,8 @@ void add_conv_cases(std::vector<Case>& cases, Rng& rng) {
       .perf()
       .with_note("depthwise causal");
 
-  add_case(cases, "ConvTranspose", {f32({2, c, h, w}), weight(DType::f32, {c, m, 3, 3}), weight(DType::f32, {m})})
+  add_case(cases, "ConvTranspose",
+           {f32({2, c, h, w}), weight(DType::f32, {c, m, 3, 3}), weight(DType::f32, {m})})
       .attr("strides", Ints{2, 2})
       .attr("pads", Ints{1, 1, 1, 1})
       .attr("output_padding", Ints{1, 1})
@@ -100,15 +102,16 @@ void add_deform_conv_cases(std::vector<Case>& cases, Rng& rng) {
       .cost_flops(conv_flops)
       .with_note("v1");
   add_case(cases, "DeformConv",
-           {f32({1, c, h, w}), weight(DType::f32, {m, c, 3, 3}), f32({1, 36, oh, ow}, uniform(-2, 2)), absent(),
-            f32({1, 18, oh, ow}, uniform(0, 1))})
+           {f32({1, c, h, w}), weight(DType::f32, {m, c, 3, 3}), f32({1, 36, oh, ow}, uniform(-2, 2)),
+            absent(), f32({1, 18, oh, ow}, uniform(0, 1))})
       .attr("pads", Ints{1, 1, 1, 1})
       .attr("offset_group", 2)
       .cost_flops(conv_flops)
       .with_note("v2 offset_group 2");
-  add_case(cases, "DeformConv",
-           {f32({1, c, h, w}), weight(DType::f32, {4, c / 2, 2, 2}), f32({1, 8, (h - 2) / 2 + 1, (w - 2) / 2 + 1}),
-            weight(DType::f32, {4}), f32({1, 4, (h - 2) / 2 + 1, (w - 2) / 2 + 1}, uniform(0, 1))})
+  add_case(
+      cases, "DeformConv",
+      {f32({1, c, h, w}), weight(DType::f32, {4, c / 2, 2, 2}), f32({1, 8, (h - 2) / 2 + 1, (w - 2) / 2 + 1}),
+       weight(DType::f32, {4}), f32({1, 4, (h - 2) / 2 + 1, (w - 2) / 2 + 1}, uniform(0, 1))})
       .attr("group", 2)
       .attr("strides", Ints{2, 2})
       .cost_flops(conv_flops)
@@ -136,7 +139,10 @@ void add_pool_cases(std::vector<Case>& cases, Rng& rng) {
       .outputs(2)
       .exact()
       .with_note("indices");
-  add_case(cases, "MaxPool", {f32({1, c, l})}).attr("kernel_shape", Ints{3}).attr("dilations", Ints{2}).exact();
+  add_case(cases, "MaxPool", {f32({1, c, l})})
+      .attr("kernel_shape", Ints{3})
+      .attr("dilations", Ints{2})
+      .exact();
   add_case(cases, "AveragePool", {f32({2, c, h, w})})
       .attr("kernel_shape", Ints{3, 3})
       .attr("strides", Ints{2, 2})

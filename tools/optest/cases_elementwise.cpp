@@ -43,27 +43,48 @@ Fill with_specials() {
 
 void add_unary_cases(std::vector<Case>& cases, Rng& rng) {
   const std::vector<Unary> unary = {
-      {"Abs", uniform(-3, 3), true},         {"Neg", uniform(-3, 3), true},
-      {"Sign", uniform(-3, 3), true},        {"Relu", uniform(-3, 3), true},
-      {"Identity", uniform(-3, 3), true},    {"Exp", uniform(-5, 5), false},
-      {"Log", uniform(0.01, 10), false},     {"Sqrt", uniform(0, 10), false},
-      {"Rsqrt", uniform(0.01, 10), false},   {"Reciprocal", away_from_zero(0.1, 4), false},
-      {"Sigmoid", uniform(-8, 8), false},    {"Tanh", uniform(-4, 4), false},
-      {"Softplus", uniform(-8, 8), false},   {"Softsign", uniform(-4, 4), false},
-      {"Elu", uniform(-4, 4), false},        {"Selu", uniform(-4, 4), false},
-      {"Celu", uniform(-4, 4), false},       {"LeakyRelu", uniform(-4, 4), false},
-      {"ThresholdedRelu", uniform(-2, 3), true}, {"HardSigmoid", uniform(-4, 4), false},
-      {"HardSwish", uniform(-5, 5), false},  {"Gelu", uniform(-5, 5), false},
-      {"Erf", uniform(-3, 3), false},        {"Sin", uniform(-6, 6), false},
-      {"Cos", uniform(-6, 6), false},        {"Tan", uniform(-1.2, 1.2), false},
-      {"Asin", uniform(-0.99, 0.99), false}, {"Acos", uniform(-0.99, 0.99), false},
-      {"Atan", uniform(-5, 5), false},       {"Sinh", uniform(-4, 4), false},
-      {"Cosh", uniform(-4, 4), false},       {"Asinh", uniform(-5, 5), false},
-      {"Acosh", uniform(1.01, 10), false},   {"Atanh", uniform(-0.99, 0.99), false},
-      {"Floor", uniform(-10, 10), true},     {"Ceil", uniform(-10, 10), true},
-      {"Round", uniform(-10, 10), true},     {"IsNaN", with_specials(), true},
-      {"IsInf", with_specials(), true},      {"Swish", uniform(-6, 6), false},
-      {"Silu", uniform(-6, 6), false},       {"Mish", uniform(-6, 6), false},
+      {"Abs", uniform(-3, 3), true},
+      {"Neg", uniform(-3, 3), true},
+      {"Sign", uniform(-3, 3), true},
+      {"Relu", uniform(-3, 3), true},
+      {"Identity", uniform(-3, 3), true},
+      {"Exp", uniform(-5, 5), false},
+      {"Log", uniform(0.01, 10), false},
+      {"Sqrt", uniform(0, 10), false},
+      {"Rsqrt", uniform(0.01, 10), false},
+      {"Reciprocal", away_from_zero(0.1, 4), false},
+      {"Sigmoid", uniform(-8, 8), false},
+      {"Tanh", uniform(-4, 4), false},
+      {"Softplus", uniform(-8, 8), false},
+      {"Softsign", uniform(-4, 4), false},
+      {"Elu", uniform(-4, 4), false},
+      {"Selu", uniform(-4, 4), false},
+      {"Celu", uniform(-4, 4), false},
+      {"LeakyRelu", uniform(-4, 4), false},
+      {"ThresholdedRelu", uniform(-2, 3), true},
+      {"HardSigmoid", uniform(-4, 4), false},
+      {"HardSwish", uniform(-5, 5), false},
+      {"Gelu", uniform(-5, 5), false},
+      {"Erf", uniform(-3, 3), false},
+      {"Sin", uniform(-6, 6), false},
+      {"Cos", uniform(-6, 6), false},
+      {"Tan", uniform(-1.2, 1.2), false},
+      {"Asin", uniform(-0.99, 0.99), false},
+      {"Acos", uniform(-0.99, 0.99), false},
+      {"Atan", uniform(-5, 5), false},
+      {"Sinh", uniform(-4, 4), false},
+      {"Cosh", uniform(-4, 4), false},
+      {"Asinh", uniform(-5, 5), false},
+      {"Acosh", uniform(1.01, 10), false},
+      {"Atanh", uniform(-0.99, 0.99), false},
+      {"Floor", uniform(-10, 10), true},
+      {"Ceil", uniform(-10, 10), true},
+      {"Round", uniform(-10, 10), true},
+      {"IsNaN", with_specials(), true},
+      {"IsInf", with_specials(), true},
+      {"Swish", uniform(-6, 6), false},
+      {"Silu", uniform(-6, 6), false},
+      {"Mish", uniform(-6, 6), false},
       {"Shrink", uniform(-2, 2), false},
   };
   for (const Unary& u : unary) {
@@ -151,29 +172,34 @@ void add_select_cast_cases(std::vector<Case>& cases, Rng& rng) {
   const int64_t m = pick(rng, 2, 40), n = pick(rng, 1, 130);
   add_case(cases, "Where", {in(DType::boolean, {m, n}, bools()), f32({m, n}), f32({m, n})}).exact();
   add_case(cases, "Where", {in(DType::boolean, {m, 1}, bools()), f32({n}), f32({3, m, n})}).exact();
-  add_case(cases, "Where", {in(DType::boolean, {m, n}, bools()), in(DType::i64, {m, n}, ints(-9, 9)),
-                            in(DType::i64, {}, ints(-9, 9))});
+  add_case(cases, "Where",
+           {in(DType::boolean, {m, n}, bools()), in(DType::i64, {m, n}, ints(-9, 9)),
+            in(DType::i64, {}, ints(-9, 9))});
   // Cast `to` holds ONNX TensorProto numbers: 1 f32, 6 i32, 7 i64, 9 bool, 10 f16, 11 f64, 16 bf16.
   const struct {
     DType from;
     int64_t to;
     Fill fill;
   } casts[] = {
-      {DType::f32, 7, uniform(-100, 100)}, {DType::f32, 6, uniform(-100, 100)}, {DType::i64, 1, ints(-1000, 1000)},
-      {DType::f32, 10, uniform(-8, 8)},    {DType::f16, 1, uniform(-8, 8)},     {DType::f32, 16, uniform(-8, 8)},
-      {DType::bf16, 1, uniform(-8, 8)},    {DType::boolean, 1, bools()},        {DType::f32, 9, ints(-1, 1)},
-      {DType::f32, 11, uniform(-8, 8)},    {DType::i32, 7, ints(-1000, 1000)},  {DType::u8, 1, ints(0, 255)},
+      {DType::f32, 7, uniform(-100, 100)}, {DType::f32, 6, uniform(-100, 100)},
+      {DType::i64, 1, ints(-1000, 1000)},  {DType::f32, 10, uniform(-8, 8)},
+      {DType::f16, 1, uniform(-8, 8)},     {DType::f32, 16, uniform(-8, 8)},
+      {DType::bf16, 1, uniform(-8, 8)},    {DType::boolean, 1, bools()},
+      {DType::f32, 9, ints(-1, 1)},        {DType::f32, 11, uniform(-8, 8)},
+      {DType::i32, 7, ints(-1000, 1000)},  {DType::u8, 1, ints(0, 255)},
   };
   for (const auto& c : casts) {
     add_case(cases, "Cast", {in(c.from, {m, n}, c.fill)}).attr("to", c.to).exact();
   }
   add_case(cases, "CastLike", {f32({m, n}, uniform(-50, 50)), in(DType::i32, {1}, ints(0, 0))}).exact();
   add_case(cases, "CastLike", {in(DType::i64, {m, n}, ints(-50, 50)), f32({1})}).exact();
-  add_case(cases, "Clip", {f32({m, n}, uniform(-2, 2)), const_f32({}, {-0.5}), const_f32({}, {0.75})}).exact();
+  add_case(cases, "Clip", {f32({m, n}, uniform(-2, 2)), const_f32({}, {-0.5}), const_f32({}, {0.75})})
+      .exact();
   add_case(cases, "Clip", {f32({m, n}, uniform(-2, 2)), absent(), const_f32({}, {0.25})}).exact();
   add_case(cases, "Clip", {f32({m, n}, uniform(-2, 2))}).exact().with_note("no bounds");
-  add_case(cases, "Clip", {in(DType::i64, {m, n}, ints(-20, 20)), in(DType::i64, {}, ints(-5, -5)),
-                           in(DType::i64, {}, ints(7, 7))});
+  add_case(cases, "Clip",
+           {in(DType::i64, {m, n}, ints(-20, 20)), in(DType::i64, {}, ints(-5, -5)),
+            in(DType::i64, {}, ints(7, 7))});
   add_case(cases, "Dropout", {f32({m, n})}).outputs(2).exact();
   add_case(cases, "Dropout", {f32({m, n}), const_f32({}, {0.3})}).exact().with_note("ratio");
 }

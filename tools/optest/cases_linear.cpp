@@ -1,5 +1,7 @@
 // The op-test table, matrix products: MatMul (2-D, vector, batched, broadcast, GEMM-sized), Gemm with its
 // transposes, Linear (the projection every transformer layer runs, incl. one-token decode) and Einsum.
+#include <string>
+
 #include "tools/optest/optest.h"
 
 namespace seqrun::optest {
@@ -15,7 +17,9 @@ double gemm_flops(bool trans_a, const std::vector<backends::TensorArg>& in,
 
 // A fixed FLOP count (Einsum: the table knows the contraction).
 CostFn fixed_flops(double flops) {
-  return [flops](const std::vector<backends::TensorArg>&, const std::vector<backends::TensorArg>&) { return flops; };
+  return [flops](const std::vector<backends::TensorArg>&, const std::vector<backends::TensorArg>&) {
+    return flops;
+  };
 }
 
 void add_matmul_cases(std::vector<Case>& cases, Rng& rng) {
@@ -83,12 +87,33 @@ void add_gemm_linear_cases(std::vector<Case>& cases, Rng& rng) {
   linear({f32({1024, 768}), weight(DType::f32, {3072, 768}), weight(DType::f32, {3072})}).perf();
   linear({f32({1024, 3072}), weight(DType::f32, {768, 3072}), weight(DType::f32, {768})}).perf();
   linear({f32({1, 4096}), weight(DType::f32, {4096, 4096})}).perf().with_note("decode");
+
+  // FusedLinear: activation(x W + b), W [in, out] or (transB) [out, in]; one case per activation.
+  auto fused = [&](std::vector<InputSpec> inputs) -> Case& {
+    return add_case(cases, "FusedLinear", std::move(inputs)).cost_flops(matmul_flops);
+  };
+  for (const char* act : {"none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh"}) {
+    const bool trans_b = std::string(act) != "relu";
+    const Shape w = trans_b ? Shape{d_out, d_in} : Shape{d_in, d_out};
+    fused({f32({2, s, d_in}, uniform(-2, 2)), weight(DType::f32, w), weight(DType::f32, {d_out})})
+        .attr("activation", act)
+        .attr("transB", trans_b ? 1 : 0)
+        .with_note(act);
+  }
+  fused({f32({s, d_in}), weight(DType::f32, {d_in, d_out})}).with_note("no bias");
+  fused({f32({1024, 768}), weight(DType::f32, {3072, 768}), weight(DType::f32, {3072})})
+      .attr("activation", "gelu")
+      .attr("transB", 1)
+      .perf()
+      .with_note("gelu");
 }
 
 void add_einsum_cases(std::vector<Case>& cases, Rng& rng) {
   const int64_t i = pick(rng, 1, 20), j = pick(rng, 1, 20), k = pick(rng, 1, 20), b = pick(rng, 1, 4);
   const double mm = 2.0 * static_cast<double>(i * j * k);
-  add_case(cases, "Einsum", {f32({i, j}), f32({j, k})}).attr("equation", "ij,jk->ik").cost_flops(fixed_flops(mm));
+  add_case(cases, "Einsum", {f32({i, j}), f32({j, k})})
+      .attr("equation", "ij,jk->ik")
+      .cost_flops(fixed_flops(mm));
   add_case(cases, "Einsum", {f32({b, i, j}), f32({b, j, k})})
       .attr("equation", "bij,bjk->bik")
       .cost_flops(fixed_flops(mm * static_cast<double>(b)));

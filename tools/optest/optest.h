@@ -48,8 +48,8 @@ struct InputSpec {
 
 // Work one run of a case does, from its concrete argument types: FLOPs (compute-bound ops) or
 // bytes moved (everything else); perf mode prints GFLOP/s or GB/s from it.
-using CostFn =
-    std::function<double(const std::vector<backends::TensorArg>& in, const std::vector<backends::TensorArg>& out)>;
+using CostFn = std::function<double(const std::vector<backends::TensorArg>& in,
+                                    const std::vector<backends::TensorArg>& out)>;
 
 struct Case {
   std::string op;
@@ -60,9 +60,9 @@ struct Case {
   // Largest normalized mean squared error sum((a-b)^2)/sum(b^2) per output; 0 = bit for bit; negative
   // = by output dtype (f32/f64 1e-7, f16 1e-4, bf16 1e-3). Integer and bool outputs are always exact.
   double max_nmse = -1.0;
-  CostFn flops;        // null: memory-bound, perf prints GB/s over the input + output bytes
+  CostFn flops;            // null: memory-bound, perf prints GB/s over the input + output bytes
   bool perf_only = false;  // large shapes: timed by --perf, skipped by the correctness run
-  std::string note;    // shown after the shapes ("causal", "depthwise", ...)
+  std::string note;        // shown after the shapes ("causal", "depthwise", ...)
 
   Case& attr(const std::string& key, Attribute value) {
     attrs[key] = std::move(value);

@@ -1,0 +1,49 @@
+// Private to backends/cpu: the fast kernels' factory functions, one per op family, each defined in
+// the topic file named beside it and registered by cpu_kernels.cpp.
+//
+// A factory returns null (declines) for anything it does not handle (dtype, attributes, shapes),
+// so the reference fallback takes the node. Plain function pointers keep registration free of
+// AVX2 code: cpu_kernels.cpp is compiled without -mavx2 and only calls these after checking the CPU.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.h"
+
+namespace seqrun::backends::cpu {
+
+using KernelFactoryFn = std::unique_ptr<Kernel> (*)(const KernelInfo& info);
+
+// onednn_matmul.cpp
+std::unique_ptr<Kernel> make_matmul_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_gemm_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_linear_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_fused_linear_kernel(const KernelInfo& info);
+// onednn_conv.cpp
+std::unique_ptr<Kernel> make_conv_kernel(const KernelInfo& info);
+// deform_conv.cpp
+std::unique_ptr<Kernel> make_deform_conv_kernel(const KernelInfo& info);
+// avx2_softmax_norm.cpp: Softmax and LogSoftmax; LayerNormalization; RMSNormalization
+std::unique_ptr<Kernel> make_softmax_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_layer_norm_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_rms_norm_kernel(const KernelInfo& info);
+// avx2_elementwise.cpp: unary activations/math (dispatch on the op name), Add/Sub/Mul/Div, Pow, Where
+std::unique_ptr<Kernel> make_unary_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_binary_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_pow_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_where_kernel(const KernelInfo& info);
+// avx2_reduce.cpp: ReduceSum, ReduceMean, ReduceMax
+std::unique_ptr<Kernel> make_reduce_kernel(const KernelInfo& info);
+// gather_transpose.cpp
+std::unique_ptr<Kernel> make_gather_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_transpose_kernel(const KernelInfo& info);
+// concat_split_slice.cpp
+std::unique_ptr<Kernel> make_concat_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_split_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_slice_kernel(const KernelInfo& info);
+
+// The unary ops make_unary_kernel handles.
+extern const char* const kUnaryOps[];
+extern const int kNumUnaryOps;
+
+}  // namespace seqrun::backends::cpu

@@ -1,0 +1,244 @@
+// The op-test table, sequence mixing and control flow: Attention (4-D, packed GQA, causal, masks, KV cache,
+// softcap, padding), FlexAttention, LinearAttention (every update rule), CausalConvWithState,
+// RotaryEmbedding, SwiGLU, LinearRecurrence, Scan, Loop and If.
+#include <memory>
+
+#include "ir/graph.h"
+#include "tools/optest/optest.h"
+
+namespace seqrun::optest {
+
+namespace {
+
+using Args = std::vector<backends::TensorArg>;
+
+// QK^T + PV: 2 * T * (q elements + output elements), T = the key length (plus a past cache).
+double attention_flops(const Args& in, const Args& out) {
+  const bool packed = in[0].rank() == 3;
+  int64_t total = packed ? in[1].shape[1] : in[1].shape[2];
+  if (in.size() > 4 && in[4].dtype != DType::undefined) total += in[4].shape[2];
+  return 2.0 * static_cast<double>(total) * static_cast<double>(in[0].numel() + out[0].numel());
+}
+
+TensorType f32_type(const Shape& shape) {
+  return TensorType::from_shape(DType::f32, shape);
+}
+
+void add_attention_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t b = pick(rng, 1, 2), h = 2 * pick(rng, 1, 2), s = pick(rng, 1, 24), p = pick(rng, 1, 16),
+                d = 8 * pick(rng, 1, 4);
+  auto attn = [&](std::vector<InputSpec> inputs) -> Case& {
+    return add_case(cases, "Attention", std::move(inputs)).cost_flops(attention_flops);
+  };
+  attn({f32({b, h, s, d}), f32({b, h, s + 3, d}), f32({b, h, s + 3, d + 8})});
+  attn({f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d})}).attr("is_causal", 1).with_note("causal");
+  attn({f32({b, s, h * d}), f32({b, s, (h / 2) * d}), f32({b, s, (h / 2) * d})})
+      .attr("q_num_heads", h)
+      .attr("kv_num_heads", h / 2)
+      .attr("is_causal", 1)
+      .with_note("packed GQA causal");
+  attn({f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d}), f32({s, s}, uniform(-2, 0))})
+      .with_note("float mask");
+  attn(
+      {f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d}), in(DType::boolean, {b, 1, s, s}, bools(0.8))})
+      .with_note("bool mask");
+  attn({f32({b, h, 1, d}), f32({b, h / 2, 1, d}), f32({b, h / 2, 1, d}), absent(), f32({b, h / 2, p, d}),
+        f32({b, h / 2, p, d})})
+      .attr("is_causal", 1)
+      .outputs(4)
+      .with_note("decode with KV cache");
+  attn({f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d}), absent(), f32({b, h, p, d}),
+        f32({b, h, p, d})})
+      .attr("is_causal", 1)
+      .outputs(3)
+      .with_note("prefill after cache");
+  attn({f32({b, h, s, d}, uniform(-3, 3)), f32({b, h, s, d}, uniform(-3, 3)), f32({b, h, s, d})})
+      .attr("softcap", 5.0f)
+      .attr("scale", 0.3f)
+      .with_note("softcap scale");
+  attn({f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d}), absent(), absent(), absent(),
+        in(DType::i64, {b}, ints(1, s))})
+      .with_note("nonpad_kv_seqlen");
+  attn({f32({1, 12, 512, 64}), f32({1, 12, 512, 64}), f32({1, 12, 512, 64})})
+      .attr("is_causal", 1)
+      .perf()
+      .with_note("causal prefill");
+  attn({f32({1, 32, 1, 128}), f32({1, 8, 1, 128}), f32({1, 8, 1, 128}), absent(), f32({1, 8, 2047, 128}),
+        f32({1, 8, 2047, 128})})
+      .outputs(3)
+      .perf()
+      .with_note("GQA decode, 2k cache");
+
+  // FlexAttention: score_mod halves every score (a body graph run on the whole score tensor).
+  auto halve = std::make_shared<Graph>("score_mod");
+  Value* scores = halve->add_input("scores", f32_type({b, h, s, s + 2}));
+  Value* half = halve->add_constant("half", Tensor::scalar<float>(0.5f));
+  halve->set_outputs({halve->add_node("Mul", {scores, half}, 1)->output(0)});
+  add_case(cases, "FlexAttention", {f32({b, h, s, d}), f32({b, h, s + 2, d}), f32({b, h, s + 2, d})})
+      .cost_flops(attention_flops);
+  add_case(cases, "FlexAttention", {f32({b, h, s, d}), f32({b, h / 2, s + 2, d}), f32({b, h / 2, s + 2, d})})
+      .attr("score_mod", Attribute(halve))
+      .cost_flops(attention_flops)
+      .with_note("score_mod");
+}
+
+void add_linear_attention_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t b = pick(rng, 1, 2), t = pick(rng, 1, 40), hkv = pick(rng, 1, 2), dk = 8 * pick(rng, 1, 2),
+                dv = 8 * pick(rng, 1, 2);
+  const int64_t hq = 2 * hkv;
+  // Small keys keep the delta rule contractive (beta * |k|^2 < 2).
+  auto la = [&](const char* rule, bool decay_per_key, bool with_state, int64_t tt) -> Case& {
+    std::vector<InputSpec> inputs = {f32({b, tt, hq * dk}), f32({b, tt, hkv * dk}, uniform(-0.25, 0.25)),
+                                     f32({b, tt, hkv * dv})};
+    inputs.push_back(with_state ? f32({b, hkv, dk, dv}) : absent());
+    const std::string r = rule;
+    const bool gated = r == "gated" || r == "gated_delta", delta = r == "delta" || r == "gated_delta";
+    inputs.push_back(gated ? f32({b, tt, decay_per_key ? hkv * dk : hkv}, uniform(-1.0, -0.01)) : absent());
+    if (delta) inputs.push_back(f32({b, tt, hkv}, uniform(0.05, 1.0)));
+    const double flops = 2.0 * static_cast<double>(b * tt) * static_cast<double>(dk * dv) *
+                         static_cast<double>(hq + (delta ? 3 : 1) * hkv);
+    return add_case(cases, "LinearAttention", std::move(inputs))
+        .attr("q_num_heads", hq)
+        .attr("kv_num_heads", hkv)
+        .attr("update_rule", rule)
+        .outputs(2)
+        .cost_flops([flops](const Args&, const Args&) { return flops; })
+        .with_note(rule);
+  };
+  la("linear", false, false, t);
+  la("linear", false, true, t).with_note("linear, past state");
+  la("gated", true, true, t).with_note("gated per key channel");
+  la("gated", false, false, t).with_note("gated per head");
+  la("delta", false, true, t);
+  la("gated_delta", false, true, t);
+  la("gated_delta", true, false, 1).with_note("gated_delta decode");
+  add_case(cases, "LinearAttention", {f32({1, 8, 32}), f32({1, 8, 32}), f32({1, 8, 32})})
+      .attr("q_num_heads", 2)
+      .attr("kv_num_heads", 2)
+      .attr("update_rule", "linear")
+      .attr("scale", 0.5f)
+      .with_note("one output, scale");
+  add_case(cases, "LinearAttention",
+           {f32({1, 2048, 512}), f32({1, 2048, 512}, uniform(-0.1, 0.1)), f32({1, 2048, 512}), absent(),
+            f32({1, 2048, 8}, uniform(-1.0, -0.01)), f32({1, 2048, 8}, uniform(0.05, 1.0))})
+      .attr("q_num_heads", 8)
+      .attr("kv_num_heads", 8)
+      .outputs(2)
+      .perf()
+      .with_note("gated_delta prefill");
+}
+
+void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t b = pick(rng, 1, 3), c = pick(rng, 1, 20), l = pick(rng, 1, 30), k = pick(rng, 2, 4);
+  add_case(cases, "CausalConvWithState",
+           {f32({b, c, l}), weight(DType::f32, {c, 1, k}), weight(DType::f32, {c}), f32({b, c, k - 1})})
+      .outputs(2)
+      .with_note("state, bias");
+  add_case(cases, "CausalConvWithState", {f32({b, c, l}), weight(DType::f32, {c, 1, k})})
+      .attr("activation", "silu")
+      .with_note("silu");
+  add_case(cases, "CausalConvWithState", {f32({4, 1024, 2048}), weight(DType::f32, {1024, 1, 4})})
+      .attr("activation", "silu")
+      .perf();
+
+  const int64_t s = pick(rng, 1, 16), h = pick(rng, 1, 4), d = 2 * pick(rng, 2, 16);
+  add_case(cases, "RotaryEmbedding",
+           {f32({b, h, s, d}), weight(DType::f32, {64, d / 2}), weight(DType::f32, {64, d / 2}),
+            in(DType::i64, {b, s}, ints(0, 63))});
+  add_case(cases, "RotaryEmbedding", {f32({b, s, h * d}), f32({b, s, d / 2}), f32({b, s, d / 2})})
+      .attr("num_heads", h)
+      .attr("interleaved", 1)
+      .with_note("packed interleaved");
+  add_case(cases, "RotaryEmbedding",
+           {f32({b, h, s, d}), weight(DType::f32, {32, d / 4}), weight(DType::f32, {32, d / 4}),
+            in(DType::i64, {b, s}, ints(0, 31))})
+      .attr("rotary_embedding_dim", (d / 4) * 2)
+      .with_note("partial");
+
+  add_case(cases, "SwiGLU", {f32({b, s, 2 * d}, uniform(-4, 4)), f32({b, s, 2 * d})});
+  add_case(cases, "SwiGLU", {f32({b, s, d}, uniform(-4, 4)), f32({b, s, d})}).attr("alpha", 1.702f);
+  add_case(cases, "SwiGLU", {f32({1024, 4096}, uniform(-4, 4)), f32({1024, 4096})}).perf();
+
+  add_case(cases, "LinearRecurrence", {f32({b, l, c}, uniform(0.5, 1.0)), f32({b, l, c}), f32({b, c})})
+      .outputs(2);
+  add_case(cases, "LinearRecurrence", {f32({b, c, l}, uniform(-1.0, 1.0)), f32({b, c, l})})
+      .attr("axis", 2)
+      .with_note("axis 2");
+  add_case(cases, "LinearRecurrence", {f32({4, 2048, 1024}, uniform(0.5, 1.0)), f32({4, 2048, 1024})}).perf();
+}
+
+// Scan: (sum, x_t) -> (sum + x_t * w, sum + x_t * w) with w captured from the outer graph.
+std::shared_ptr<Graph> running_sum_body(int64_t width) {
+  auto body = std::make_shared<Graph>("scan_body");
+  Value* sum = body->add_input("sum_in", f32_type({width}));
+  Value* x = body->add_input("x", f32_type({width}));
+  Value* w = body->add_capture("w", f32_type({width}));
+  Node* mul = body->add_node("Mul", {x, w}, 1);
+  Node* add = body->add_node("Add", {sum, mul->output(0)}, 1);
+  Node* out = body->add_node("Identity", {add->output(0)}, 1);
+  body->set_outputs({add->output(0), out->output(0)});
+  return body;
+}
+
+// Loop: (i, cond, y) -> (cond, tanh(y) + 0.5, y): carried state and a stacked scan output.
+std::shared_ptr<Graph> loop_body(int64_t width) {
+  auto body = std::make_shared<Graph>("loop_body");
+  body->add_input("iter", TensorType(DType::i64, {}));
+  Value* cond = body->add_input("cond_in", TensorType(DType::boolean, {}));
+  Value* y = body->add_input("y_in", f32_type({width}));
+  Node* keep = body->add_node("Identity", {cond}, 1);
+  Node* t = body->add_node("Tanh", {y}, 1);
+  Node* next =
+      body->add_node("Add", {t->output(0), body->add_constant("half", Tensor::scalar<float>(0.5f))}, 1);
+  Node* out = body->add_node("Identity", {y}, 1);
+  body->set_outputs({keep->output(0), next->output(0), out->output(0)});
+  return body;
+}
+
+// If branch: op(x, y) on two captured values.
+std::shared_ptr<Graph> branch(const char* name, const char* op, const Shape& shape) {
+  auto g = std::make_shared<Graph>(name);
+  Value* x = g->add_capture("x", f32_type(shape));
+  Value* y = g->add_capture("y", f32_type(shape));
+  g->set_outputs({g->add_node(op, {x, y}, 1)->output(0)});
+  return g;
+}
+
+void add_control_flow_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t n = pick(rng, 1, 12), t = pick(rng, 1, 10);
+  add_case(cases, "Scan", {f32({n}), f32({t, n}), f32({n})})
+      .attr("body", Attribute(running_sum_body(n)))
+      .attr("num_scan_inputs", 1)
+      .captures(1)
+      .outputs(2);
+  add_case(cases, "Scan", {f32({n}), f32({n, t}), f32({n})})
+      .attr("body", Attribute(running_sum_body(n)))
+      .attr("num_scan_inputs", 1)
+      .attr("scan_input_axes", std::vector<int64_t>{1})
+      .attr("scan_input_directions", std::vector<int64_t>{1})
+      .attr("scan_output_axes", std::vector<int64_t>{1})
+      .captures(1)
+      .outputs(2)
+      .with_note("axis 1 reversed");
+  add_case(cases, "Loop", {const_i64({t}, true), in(DType::boolean, {}, bools(1.0)), f32({n})})
+      .attr("body", Attribute(loop_body(n)))
+      .outputs(2);
+  for (double p_true : {1.0, 0.0}) {
+    add_case(cases, "If", {in(DType::boolean, {}, bools(p_true)), f32({t, n}), f32({t, n})})
+        .attr("then_branch", Attribute(branch("then", "Add", {t, n})))
+        .attr("else_branch", Attribute(branch("else", "Mul", {t, n})))
+        .captures(2)
+        .with_note(p_true > 0 ? "then" : "else");
+  }
+}
+
+}  // namespace
+
+void add_sequence_cases(std::vector<Case>& cases, Rng& rng) {
+  add_attention_cases(cases, rng);
+  add_linear_attention_cases(cases, rng);
+  add_scan_cases(cases, rng);
+  add_control_flow_cases(cases, rng);
+}
+
+}  // namespace seqrun::optest
