@@ -30,14 +30,15 @@ constexpr int64_t kMaxOutputElements = int64_t{1} << 31;  // largest tensor an n
 
 // Reads an ints attribute of exactly `n` values (or `fill` repeated when absent) within
 // [min_value, kMaxWindowAttr].
-inline Result<std::vector<int64_t>> window_ints(const KernelContext& ctx, const char* name, size_t n, int64_t fill,
-                                                int64_t min_value) {
+inline Result<std::vector<int64_t>> window_ints(const KernelContext& ctx, const char* name, size_t n,
+                                                int64_t fill, int64_t min_value) {
   std::vector<int64_t> v = ctx.node.get_ints(name);
   if (v.empty()) v.assign(n, fill);
   if (v.size() != n) return ctx.error("attribute '{}' needs {} values, has {}", name, n, v.size());
   for (int64_t x : v) {
     if (x < min_value || x > kMaxWindowAttr) {
-      return ctx.error("attribute '{}' has value {} (must be in [{}, {}])", name, x, min_value, kMaxWindowAttr);
+      return ctx.error("attribute '{}' has value {} (must be in [{}, {}])", name, x, min_value,
+                       kMaxWindowAttr);
     }
   }
   return v;
@@ -53,7 +54,8 @@ inline Result<WindowGeometry> resolve_window(const KernelContext& ctx, std::vect
   if (kernel.size() != n) return ctx.error("kernel_shape needs {} values, has {}", n, kernel.size());
   int64_t taps = 1;
   for (int64_t k : kernel) {
-    if (k <= 0 || k > kMaxWindowAttr) return ctx.error("kernel_shape value {} is not in [1, {}]", k, kMaxWindowAttr);
+    if (k <= 0 || k > kMaxWindowAttr)
+      return ctx.error("kernel_shape value {} is not in [1, {}]", k, kMaxWindowAttr);
     taps *= k;
     if (taps > kMaxKernelTaps) {
       return ctx.error("kernel {} has more than {} taps", shape_to_string(kernel), kMaxKernelTaps);

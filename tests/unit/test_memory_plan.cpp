@@ -155,7 +155,6 @@ std::vector<TensorLifetime> sequence_model_instance(uint32_t seed) {
   int residual = 0;
   for (int layer = 0; layer < layers; ++layer) {
     const int ops = 4 + static_cast<int>(rng() % 8);
-    const int block_start = step + 1;
     int previous = -1;
     for (int op = 0; op < ops; ++op) {
       ++step;
@@ -176,7 +175,6 @@ std::vector<TensorLifetime> sequence_model_instance(uint32_t seed) {
     ts[residual].last_step = std::max(ts[residual].last_step, step);
     ts.push_back(buffer(hidden_bytes, step, step));
     residual = static_cast<int>(ts.size()) - 1;
-    (void)block_start;
   }
   ts[residual].last_step = step + 1;  // the model output
   return ts;
@@ -291,6 +289,16 @@ TEST_CASE("memory plan: empty buffers take offset 0 and no space", "[memory_plan
   CHECK(empty.arena_bytes == 0);
   CHECK(empty.lower_bound_bytes == 0);
   CHECK(plan_is_valid({}, empty));
+}
+
+TEST_CASE("memory plan: a lifetime that ends before it starts is one step", "[memory_plan]") {
+  // Buffer 0 says [2, 1]: it is read as step 2, where buffer 1 is live too.
+  const std::vector<TensorLifetime> ts = {buffer(128, 2, 1), buffer(128, 2, 4), buffer(128, 0, 1)};
+  const MemoryPlan plan = plan_arena_offsets(ts);
+  CHECK(plan_is_valid(ts, plan));
+  CHECK(plan.offsets[0] != plan.offsets[1]);
+  CHECK(plan.lower_bound_bytes == 256);
+  CHECK(plan.arena_bytes == 256);
 }
 
 TEST_CASE("memory plan: sizes and offsets are rounded to 64 bytes", "[memory_plan]") {

@@ -39,7 +39,7 @@ const char* outcome_name(Outcome o);  // "PASS", "FAIL", "ERROR", "SKIP"
 struct TestResult {
   std::string name;  // the test folder's name
   Outcome outcome = Outcome::Pass;
-  std::string reason;                 // empty for a plain PASS
+  std::string reason;                    // empty for a plain PASS
   std::map<std::string, int> op_counts;  // ops left in the top-level graph after the passes
   bool has_graph = false;
 };

@@ -24,7 +24,7 @@ struct ImportOptions {
 
 Result<std::unique_ptr<Graph>> import_onnx_file(const std::string& path, const ImportOptions& options = {});
 Result<std::unique_ptr<Graph>> import_onnx_bytes(const std::string& bytes, const std::string& name,
-                                                  const ImportOptions& options = {});
+                                                 const ImportOptions& options = {});
 // Reads a serialized onnx TensorProto (the test_data_set_*/input_N.pb files).
 Result<Tensor> read_tensor_proto_file(const std::string& path, std::string* name = nullptr);
 

@@ -35,6 +35,7 @@ Result<CaseData> build_case(const Case& c, uint64_t data_seed, bool need_referen
 
 // What one backend produced for one case.
 struct BackendRun {
+  bool supported = true;         // false: the backend has no kernel for this node (nothing ran)
   std::string label;             // the kernel's label ("reference", "avx2:softmax", ...)
   std::vector<Tensor> outputs;   // copied back to the host
   std::vector<double> times_us;  // one per timed run (perf mode)
@@ -47,7 +48,8 @@ struct TimingOptions {
 };
 
 // Creates the backend's kernel for the node (constant inputs passed with their device data), prepares
-// it and runs it on device buffers holding the case's inputs.
+// it and runs it on device buffers holding the case's inputs. A backend without a kernel for the node
+// gives supported = false (a GPU backend need not cover every op; the CPU one falls back to reference).
 Result<BackendRun> run_on_backend(const CaseData& data, backends::Backend& backend,
                                   const TimingOptions& timing);
 
