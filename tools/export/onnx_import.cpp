@@ -27,7 +27,8 @@ struct ModelContext {
   std::string file;                                         // the name errors start with
   std::string external_dir;                                 // where external data lives ("" = not allowed)
   std::map<std::string, int> opsets;                        // domain ("" = default) -> version
-  std::set<std::pair<std::string, std::string>> functions;  // model-local functions (domain, name)
+  // Model-local functions by (domain, name); calls are inlined.
+  std::map<std::pair<std::string, std::string>, const onnx::FunctionProto*> functions;
 };
 
 std::string domain_key(const std::string& domain) {
@@ -248,16 +249,8 @@ class GraphImporter final : public NodeEmitter {
   Status import_node(const onnx::NodeProto& n, int index) {
     NodeSpec spec;
     std::string domain = domain_key(n.domain());
-    if (model_.functions.count({domain, n.op_type()}) != 0) {
-      spec.onnx_op = n.op_type();
-      spec.onnx_domain = domain_display(domain);
-      spec.name = n.name();
-      spec.index = index;
-      spec.output_names.assign(n.output().begin(), n.output().end());
-      auto it = model_.opsets.find(domain);
-      spec.opset = it == model_.opsets.end() ? 0 : it->second;
-      return unsupported_op(spec, "calls a model-local function (functions are not inlined)");
-    }
+    auto function = model_.functions.find({domain, n.op_type()});
+    if (function != model_.functions.end()) return inline_function(n, *function->second, index);
     spec.onnx_op = n.op_type();
     spec.op = n.op_type();
     spec.onnx_domain = domain_display(domain);
@@ -312,6 +305,68 @@ class GraphImporter final : public NodeEmitter {
     if (upgraded.value().has_value()) return Status::ok();
     auto emitted = emit(spec);
     return emitted ? Status::ok() : emitted.status();
+  }
+
+  // Expands a call of a model-local function in place: the function's nodes are imported as if
+  // they were written here, with its formal inputs/outputs bound to the call's values, its
+  // internal values given fresh names, and attribute references resolved from the call.
+  Status inline_function(const onnx::NodeProto& call, const onnx::FunctionProto& f, int index) {
+    NodeSpec spec;
+    spec.onnx_op = call.op_type();
+    spec.onnx_domain = domain_display(domain_key(call.domain()));
+    spec.name = call.name();
+    spec.index = index;
+    spec.output_names.assign(call.output().begin(), call.output().end());
+    if (++inline_depth_ > kMaxBodyDepth) {
+      return unsupported_op(spec, "model-local functions nest (or recurse) too deeply");
+    }
+    std::unordered_map<std::string, std::string> rename;
+    for (int i = 0; i < f.input_size(); ++i) rename[f.input(i)] = i < call.input_size() ? call.input(i) : "";
+    std::string prefix = (call.name().empty() ? f.name() : call.name()) + "/";
+    for (int i = 0; i < f.output_size(); ++i) {
+      rename[f.output(i)] = i < call.output_size() ? call.output(i) : fresh_name(prefix + f.output(i));
+    }
+    std::unordered_map<std::string, const onnx::AttributeProto*> call_attrs;
+    for (const auto& a : call.attribute()) call_attrs[a.name()] = &a;
+    for (const auto& fnode : f.node()) {
+      onnx::NodeProto copy = fnode;
+      copy.set_name(prefix + fnode.name());
+      for (int i = 0; i < copy.input_size(); ++i) {
+        if (copy.input(i).empty()) continue;
+        auto it = rename.find(copy.input(i));
+        if (it == rename.end()) {
+          return make_error("{}: function '{}' reads '{}', which it does not define", context(spec), f.name(),
+                            copy.input(i));
+        }
+        copy.set_input(i, it->second);
+      }
+      for (int i = 0; i < copy.output_size(); ++i) {
+        if (copy.output(i).empty()) continue;
+        auto it = rename.find(copy.output(i));
+        std::string name = it != rename.end() ? it->second : fresh_name(prefix + copy.output(i));
+        rename[copy.output(i)] = name;
+        copy.set_output(i, name);
+      }
+      copy.clear_attribute();
+      for (const auto& a : fnode.attribute()) {
+        if (a.has_g() || a.graphs_size() > 0) {
+          return unsupported_attribute(spec, a.name(), "graph attributes inside model-local functions");
+        }
+        if (a.ref_attr_name().empty()) {
+          *copy.add_attribute() = a;
+          continue;
+        }
+        auto ref = call_attrs.find(a.ref_attr_name());
+        if (ref == call_attrs.end()) continue;  // not given by the call: the op's default applies
+        onnx::AttributeProto* resolved = copy.add_attribute();
+        *resolved = *ref->second;
+        resolved->set_name(a.name());
+      }
+      Status st = import_node(copy, index);
+      if (!st) return st;
+    }
+    --inline_depth_;
+    return Status::ok();
   }
 
   Result<Attribute> convert_attribute(const onnx::AttributeProto& a, onnx::AttributeProto::AttributeType type,
@@ -430,6 +485,7 @@ class GraphImporter final : public NodeEmitter {
   std::unordered_map<std::string, Value*> scope_;
   std::unordered_set<std::string> reserved_;
   std::unordered_map<std::string, const onnx::TypeProto*> value_info_;
+  int inline_depth_ = 0;
 };
 
 Result<std::unique_ptr<Graph>> import_model(const onnx::ModelProto& model, ModelContext& ctx) {
@@ -437,7 +493,7 @@ Result<std::unique_ptr<Graph>> import_model(const onnx::ModelProto& model, Model
   for (const auto& op : model.opset_import())
     ctx.opsets[domain_key(op.domain())] = static_cast<int>(op.version());
   if (model.opset_import_size() == 0) ctx.opsets[""] = 1;  // IR version < 3 files: opset 1
-  for (const auto& f : model.functions()) ctx.functions.insert({domain_key(f.domain()), f.name()});
+  for (const auto& f : model.functions()) ctx.functions[{domain_key(f.domain()), f.name()}] = &f;
   const onnx::GraphProto& g = model.graph();
   auto graph = std::make_unique<Graph>(g.name().empty() ? "main" : g.name());
   GraphImporter importer(ctx, *graph, "", 0);
