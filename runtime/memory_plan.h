@@ -8,8 +8,11 @@
 // Output: offsets (64-byte aligned), the arena size, and two bounds for judging the plan:
 // `lower_bound_bytes` (the largest total size of buffers live at one step — no plan can beat it) and
 // `no_reuse_bytes` (the sum of all sizes: what a plan without reuse needs).
-// Algorithm: greedy by size (largest first), each buffer placed at the lowest-offset gap (best fit)
-// among already-placed buffers whose lifetimes overlap it.
+// Algorithm: greedy by size (largest first), each buffer placed in the smallest gap that fits (best fit)
+// among already-placed buffers whose lifetimes overlap it; in-place chains share one offset. Then a
+// short, budgeted improvement search (move one buffer earlier in the placement order, keep the result
+// when the arena did not grow; fixed seed, so plans are reproducible) until the lower bound is reached
+// or about 0.1 s is spent. In-place pairs must share the same offset, the writer no larger than the reader.
 #pragma once
 
 #include <cstdint>

@@ -33,6 +33,7 @@ uint64_t rounded(uint64_t bytes) {
 
 // True when `w` names `r` as the buffer it overwrites and the header's precondition holds.
 bool is_inplace_pair(const std::vector<TensorLifetime>& ts, int w, int r) {
+  if (r < 0 || r >= static_cast<int>(ts.size())) return false;
   return w != r && ts[w].inplace_of == r && ts[w].size_bytes > 0 && ts[r].size_bytes > 0 &&
          ts[w].size_bytes <= ts[r].size_bytes && ts[r].last_step == ts[w].first_step;
 }
@@ -120,7 +121,8 @@ std::vector<TensorLifetime> random_instance(uint32_t seed, int max_buffers, int 
     } else if (kind < 15) {
       t.size_bytes = (512u << 10) + rng() % ((512u << 10) + 1);
     } else {
-      t.size_bytes = 1 + rng() % (1u << (rng() % 21));
+      const uint32_t bits = rng() % 21;  // one draw per statement: argument order is unspecified
+      t.size_bytes = 1 + rng() % (1u << bits);
     }
     t.first_step = static_cast<int>(rng() % steps);
     const uint32_t span = rng() % 10;
@@ -408,7 +410,8 @@ TEST_CASE("memory plan: 20k buffers plan quickly", "[memory_plan]") {
   std::vector<TensorLifetime> ts;
   for (int i = 0; i < n; ++i) {
     TensorLifetime t;
-    t.size_bytes = 1 + rng() % (1u << (rng() % 21));
+    const uint32_t bits = rng() % 21;
+    t.size_bytes = 1 + rng() % (1u << bits);
     t.first_step = i;
     const uint32_t span = rng() % 100;
     t.last_step = i + (span < 90   ? static_cast<int>(rng() % 4)
