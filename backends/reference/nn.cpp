@@ -18,9 +18,16 @@ namespace {
 
 using namespace nn_detail;
 
+// Integers accumulate in uint64 so that overflow wraps (two's complement) instead of being undefined.
 template <typename T>
-using Accumulator = std::conditional_t<std::is_floating_point_v<T>, double,
-                                       std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>;
+using Accumulator = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
+
+template <typename T>
+double accumulator_value(Accumulator<T> acc) {
+  if constexpr (std::is_floating_point_v<T>) return acc;
+  if constexpr (std::is_signed_v<T>) return static_cast<double>(static_cast<int64_t>(acc));
+  return static_cast<double>(acc);
+}
 
 Status require_same_dtype(const KernelContext& ctx) {
   for (int i = 1; i < ctx.num_inputs(); ++i) {
@@ -136,9 +143,9 @@ Status gemm_typed(KernelContext& ctx) {
         const T bv = trans_b ? bd[j * k + p] : bd[p * n + j];
         acc += static_cast<Accumulator<T>>(av) * bv;
       }
-      double v = alpha * static_cast<double>(acc);
+      double v = alpha * accumulator_value<T>(acc);
       if (cd != nullptr) v += beta * static_cast<double>(cd[i * c_strides[0] + j * c_strides[1]]);
-      yd[i * n + j] = static_cast<T>(v);
+      yd[i * n + j] = saturate_cast<T>(v);
     }
   }
   ctx.outputs = {y};

@@ -172,7 +172,7 @@ Status run_resize(KernelContext& ctx, const ResizeParams& p, const Tensor& x, co
           extrapolate = pt.extrapolate;
           if (!extrapolate) off += pt.taps[0].index * strides[d];
         }
-        yd[i] = extrapolate ? static_cast<T>(p.extrapolation_value) : xd[off];
+        yd[i] = extrapolate ? saturate_cast<T>(p.extrapolation_value) : xd[off];
       }
     }
     return Status::ok();

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <algorithm>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backends/reference/kernel.h"
@@ -121,6 +123,19 @@ inline Status require_inputs(const KernelContext& ctx, int count) {
     if (!ctx.has_input(i)) return ctx.error("required input {} is missing", i);
   }
   return Status::ok();
+}
+
+// double -> T; for integer T rounds toward zero and saturates (NaN -> 0) instead of being undefined.
+template <typename T>
+T saturate_cast(double v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(v);
+  } else {
+    if (!(v == v)) return T{0};
+    if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+    if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+    return static_cast<T>(v);
+  }
 }
 
 // Output tensor allocation with an overflow-checked element count.

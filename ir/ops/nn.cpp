@@ -714,8 +714,8 @@ Status infer_resize(InferContext& ctx) {
     for (int i = 0; i < rank; ++i) axes.push_back(i);
   }
   for (int64_t& a : axes) {
-    SEQRUN_ASSIGN(int axis, infer::normalize_axis(ctx, a, rank));
-    a = axis;
+    if (a < -rank || a >= rank) return make_error("axis {} out of range for rank {}", a, rank);
+    if (a < 0) a += rank;
   }
   Dims out = x.dims();
   for (int64_t a : axes) out[a] = Dim();
