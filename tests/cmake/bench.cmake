@@ -28,7 +28,7 @@ seqrun_bench_test(linear EXIT 0 CLEAN ${SEQRUN_BENCH_OUT}/linear
                   --repeat 2 --output-dir ${SEQRUN_BENCH_OUT}/linear
                   STDOUT "load: ${SEQRUN_BENCH_NUMBER} ms\n" "input x: f32\\[2, 4\\]\n"
                   "run x2 \\(warmup 1\\): min [0-9.]+ ms, median [0-9.]+ ms, mean [0-9.]+ ms, max [0-9.]+ ms\n"
-                  "peak RSS: ${SEQRUN_BENCH_NUMBER} MiB\n" "wrote [^\n]*y\\.npy\n")
+                  "arena: [^\n]+\n" "peak RSS: ${SEQRUN_BENCH_NUMBER} MiB\n" "wrote [^\n]*y\\.npy\n")
 set_tests_properties(bench_linear PROPERTIES FIXTURES_SETUP bench_linear_out)
 # The benchmarked outputs are the model's outputs: the same bytes numpy computed.
 add_test(NAME bench_linear_output_matches_numpy
@@ -41,7 +41,7 @@ seqrun_bench_test(json_random_inputs EXIT 0
                   ARGS ${SEQRUN_BENCH_DATA}/two_outputs.onnx --random-inputs --input-shape a=3 --input-shape b=3
                   --warmup 1 --repeat 2 -O0 --json
                   STDOUT "^{\n" "\"passes\": \"none\"" "\"a\": \"f32\\[3\\]\"" "\"median_ms\": [0-9]"
-                  "\"times_ms\": " "\"peak_rss_mib\": [0-9]" "\n}\n$")
+                  "\"times_ms\": " "\"arena_bytes\": [0-9]" "\"peak_rss_mib\": [0-9]" "\n}\n$")
 seqrun_bench_test(load_only EXIT 0 ARGS ${SEQRUN_BENCH_DATA}/linear.onnx --load-only --warmup 1 --repeat 2
                   STDOUT "load x2 \\(warmup 1\\): min ${SEQRUN_BENCH_NUMBER} ms, median ${SEQRUN_BENCH_NUMBER} ms")
 

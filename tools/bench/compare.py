@@ -190,7 +190,10 @@ def print_table(summaries, runtimes):
     if "seqrun" in runtimes:
         header += [f"seqrun/{LABELS[r]}" for r in runtimes if r != "seqrun"]
     header += ["peak RSS MiB (" + " / ".join(LABELS[r] for r in runtimes) + ")",
-               "max rel err vs PyTorch ref (" + " / ".join(LABELS[r] for r in runtimes) + ")"]
+               "max rel err vs PyTorch ref (" + " / ".join(LABELS[r] for r in runtimes) + ")",
+               "load ms (" + " / ".join(LABELS[r] for r in runtimes) + ")"]
+    if "seqrun" in runtimes:
+        header.append("seqrun arena MiB (x lower bound)")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for s in summaries:
@@ -200,6 +203,11 @@ def print_table(summaries, runtimes):
         row.append(" / ".join("-" if get(s, r, "peak_rss_mib") is None else f"{get(s, r, 'peak_rss_mib'):.0f}"
                               for r in runtimes))
         row.append(" / ".join(fmt_err(get(s, r, "max_rel_err")) for r in runtimes))
+        row.append(" / ".join(fmt_ms(get(s, r, "load_ms")) for r in runtimes))
+        if "seqrun" in runtimes:
+            arena = get(s, "seqrun", "arena_bytes")
+            bound = get(s, "seqrun", "arena_lower_bound_bytes")
+            row.append("-" if arena is None else f"{arena / 2**20:.1f}" + (f" ({arena / bound:.2f}x)" if bound else ""))
         print("| " + " | ".join(row) + " |")
 
 
@@ -273,7 +281,7 @@ def main():
         print(f"workload {name}: {WORKLOADS[name] if args.seq is None else dict(WORKLOADS[name], seq=args.seq)}")
         summaries.append(bench_workload(name, args))
     print(f"\n(took {time.time() - start:.0f} s; ms = median over rounds of each process's median; "
-          "peak RSS = max over rounds, whole process)\n")
+          "peak RSS = max over rounds, whole process; load = median over rounds)\n")
     print_table(summaries, args.runtimes)
     print()
     print_goals(summaries)

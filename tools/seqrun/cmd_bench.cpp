@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -144,6 +145,44 @@ std::string file_stem_for(const std::string& name, size_t index) {
   return stem;
 }
 
+// The inputs by name -> the graph's input order; unknown and missing names are errors that list the
+// model's inputs.
+Result<std::vector<Tensor>> inputs_in_graph_order(const runtime::Session& session,
+                                                  const std::map<std::string, Tensor>& inputs) {
+  const std::vector<std::string> expected = session.input_names();
+  std::string expected_list;
+  for (const std::string& n : expected) expected_list += (expected_list.empty() ? "'" : ", '") + n + "'";
+  for (const auto& [name, tensor] : inputs) {
+    if (std::find(expected.begin(), expected.end(), name) == expected.end())
+      return make_error("unknown input '{}' (the model's inputs: {})", name, expected_list);
+  }
+  std::vector<Tensor> ordered;
+  for (const std::string& name : expected) {
+    auto it = inputs.find(name);
+    if (it == inputs.end())
+      return make_error("missing input '{}' (the model's inputs: {}; or use --random-inputs)", name,
+                        expected_list);
+    ordered.push_back(it->second);
+  }
+  return ordered;
+}
+
+double to_mib(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+// "arena: 12.0 MiB (lower bound 11.0 MiB, 1.09x; no reuse 40.0 MiB), weights 8.2 MiB", or the fallback.
+std::string describe_memory(const runtime::MemoryReport& m) {
+  if (m.uses_reference_executor) return "arena: none (reference executor: " + m.fallback_reason + ")";
+  std::string ratio = m.lower_bound_bytes > 0
+                          ? fmt::format(", {:.2f}x", static_cast<double>(m.arena_bytes) /
+                                                         static_cast<double>(m.lower_bound_bytes))
+                          : "";
+  return fmt::format("arena: {:.2f} MiB (lower bound {:.2f} MiB{}; no reuse {:.2f} MiB), weights {:.2f} MiB",
+                     to_mib(m.arena_bytes), to_mib(m.lower_bound_bytes), ratio, to_mib(m.no_reuse_bytes),
+                     to_mib(m.weight_bytes));
+}
+
 nlohmann::ordered_json stats_json(const LatencyStats& s) {
   nlohmann::ordered_json j;
   j["min_ms"] = s.min_ms;
@@ -237,9 +276,10 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
   const runtime::Session& session = *model->session;
   const Graph& graph = session.graph();
 
-  std::map<std::string, Tensor> inputs;
+  std::map<std::string, Tensor> inputs;  // by name
   std::vector<double> run_times_ms;
-  std::map<std::string, Tensor> outputs;  // of the last run
+  std::vector<Tensor> outputs;  // of the last run, in the graph's output order
+  std::optional<runtime::MemoryReport> memory;
   if (!args.load_only) {
     for (const auto& [name, file] : files_by_name) {
       Result<Tensor> t = runtime::read_npy(file);
@@ -261,14 +301,25 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
         inputs.emplace(v->name(), std::move(t).value());
       }
     }
+    Result<std::vector<Tensor>> ordered = inputs_in_graph_order(session, inputs);
+    if (!ordered) return report_error(args.model + ": " + ordered.status().message());
 
+    // run_into reuses the output tensors: after the first run (which builds and caches the plan for these
+    // shapes) a run allocates nothing, so the timed loop measures execution only.
     for (int i = 0; i < args.warmup + args.repeat; ++i) {
       Clock::time_point start = Clock::now();
-      Result<std::map<std::string, Tensor>> result = session.run(inputs);
+      Status st = session.run_into(*ordered, outputs);
       const double ms = elapsed_ms(start);
-      if (!result) return report_error(args.model + ": " + result.status().message());
+      if (!st) return report_error(args.model + ": " + st.message());
       if (i >= args.warmup) run_times_ms.push_back(ms);
-      outputs = std::move(result).value();
+    }
+    std::vector<runtime::InputSpec> specs;
+    for (const Tensor& t : *ordered) specs.push_back(runtime::InputSpec{t.dtype(), t.shape()});
+    Result<runtime::MemoryReport> report = session.memory_report(specs);
+    if (report) {
+      memory = *report;
+    } else {
+      spdlog::warn("no memory report: {}", report.status().message());
     }
   }
 
@@ -284,7 +335,7 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
       if (!used.insert(stem).second) stem += "_" + std::to_string(i);
       used.insert(stem);
       const std::string path = (std::filesystem::path(args.output_dir) / (stem + ".npy")).string();
-      Status st = runtime::write_npy(path, outputs.at(names[i]));
+      Status st = runtime::write_npy(path, outputs.at(i));
       if (!st) return report_error(fmt::format("output '{}': {}", names[i], st.message()));
       written.push_back(path);
     }
@@ -298,7 +349,6 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
     passes.clear();
     for (const passes::PassReport& r : session.pass_reports()) passes += (passes.empty() ? "" : ",") + r.pass;
   }
-  // TODO(memory_report): print the planned arena bytes and the lower bound once Session exposes its plan.
 
   if (args.json) {
     nlohmann::ordered_json j;
@@ -321,6 +371,14 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
       for (const auto& [key, value] : stats.items()) j[key] = value;
       j["times_ms"] = run_times_ms;
       if (!written.empty()) j["output_files"] = written;
+      if (memory) {
+        j["executor"] = memory->uses_reference_executor ? "reference" : "planned";
+        if (memory->uses_reference_executor) j["fallback_reason"] = memory->fallback_reason;
+        j["arena_bytes"] = memory->arena_bytes;
+        j["arena_lower_bound_bytes"] = memory->lower_bound_bytes;
+        j["arena_no_reuse_bytes"] = memory->no_reuse_bytes;
+        j["weight_bytes"] = memory->weight_bytes;
+      }
     }
     j["peak_rss_mib"] = rss_mib;
     std::printf("%s\n", j.dump(2).c_str());
@@ -339,6 +397,7 @@ int run_bench(const BenchArgs& args, const GlobalArgs& global) {
                   shape_to_string(t.shape()).c_str());
     std::printf("run x%d (warmup %d): min %.3f ms, median %.3f ms, mean %.3f ms, max %.3f ms\n", args.repeat,
                 args.warmup, run_stats.min_ms, run_stats.median_ms, run_stats.mean_ms, run_stats.max_ms);
+    if (memory) std::printf("%s\n", describe_memory(*memory).c_str());
     for (const std::string& path : written) std::printf("wrote %s\n", path.c_str());
   }
   std::printf("peak RSS: %.1f MiB\n", rss_mib);
