@@ -1,19 +1,18 @@
-// The op-test table's backend registry: name -> backend, for --backend (see backend_list.h).
+// The op-test table's backend list: backends/registry.h's names, filtered to this build (see backend_list.h).
 #include "tools/optest/backend_list.h"
 
-#include <fmt/format.h>
+#include <algorithm>
+
+#include "backends/registry.h"
 
 namespace seqrun::optest {
 
 std::vector<BackendEntry> available_backends() {
   std::vector<BackendEntry> list;
-  list.push_back({"cpu", "CPU backend: fast kernels (oneDNN, AVX2/OpenMP), reference kernels for the rest",
-                  [] { return &backends::cpu_backend(); }});
-  list.push_back({"cpu-reference",
-                  "CPU backend with the reference kernels only (bit-exact with the reference)",
-                  [] { return &backends::cpu_reference_backend(); }});
-  // The CUDA backend adds its entry here when it lands, e.g.
-  //   list.push_back({"cuda", "...", [] { return backends::cuda_backend_if_available(); }});
+  for (const std::string& name : backends::backend_names()) {
+    if (name == "cuda" && !backends::built_with_cuda()) continue;
+    list.push_back({name, [name] { return backends::backend_by_name(name); }});
+  }
   return list;
 }
 
@@ -28,18 +27,14 @@ Result<std::vector<BackendEntry>> select_backends(const std::string& spec) {
     const std::string name = spec.substr(start, comma - start);
     start = comma + 1;
     if (name.empty()) continue;
-    bool found = false;
-    for (const BackendEntry& e : known) {
-      if (e.name == name) {
-        chosen.push_back(e);
-        found = true;
-      }
+    auto it = std::find_if(known.begin(), known.end(), [&](const BackendEntry& e) { return e.name == name; });
+    if (it == known.end()) {
+      // The registry's message says why: unknown name, or a backend this build was compiled without.
+      Result<backends::Backend*> missing = backends::backend_by_name(name);
+      if (!missing.is_ok()) return missing.status();
+      return make_error("backend '{}' is not available in this build", name);
     }
-    if (!found) {
-      std::vector<std::string> names;
-      for (const BackendEntry& e : known) names.push_back(e.name);
-      return make_error("unknown backend '{}' (this build has: {}, or all)", name, fmt::join(names, ", "));
-    }
+    chosen.push_back(*it);
   }
   if (chosen.empty()) return make_error("--backend names no backend");
   return chosen;

@@ -25,7 +25,7 @@ void add_conv_cases(std::vector<Case>& cases, Rng& rng) {
   auto conv = [&](std::vector<InputSpec> inputs) -> Case& {
     return add_case(cases, "Conv", std::move(inputs)).cost_flops(conv_flops);
   };
-  const int64_t c = pick(rng, 1, 8), m = pick(rng, 1, 12), l = pick(rng, 5, 40), h = pick(rng, 5, 20),
+  const int64_t c = pick(rng, 1, 8), m = pick(rng, 1, 12), l = pick(rng, 8, 40), h = pick(rng, 5, 20),
                 w = pick(rng, 5, 20);
   // 1-D
   conv({f32({2, c, l}), weight(DType::f32, {m, c, 3}), weight(DType::f32, {m})}).attr("pads", Ints{1, 1});
@@ -126,7 +126,7 @@ void add_deform_conv_cases(std::vector<Case>& cases, Rng& rng) {
 }
 
 void add_pool_cases(std::vector<Case>& cases, Rng& rng) {
-  const int64_t c = pick(rng, 1, 6), h = pick(rng, 4, 20), w = pick(rng, 4, 20), l = pick(rng, 4, 40);
+  const int64_t c = pick(rng, 1, 6), h = pick(rng, 4, 20), w = pick(rng, 4, 20), l = pick(rng, 5, 40);
   add_case(cases, "MaxPool", {f32({2, c, h, w})})
       .attr("kernel_shape", Ints{3, 3})
       .attr("strides", Ints{2, 2})

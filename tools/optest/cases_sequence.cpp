@@ -1,6 +1,6 @@
 // The op-test table, sequence mixing and control flow: Attention (4-D, packed GQA, causal, masks, KV cache,
 // softcap, padding), FlexAttention, LinearAttention (every update rule), CausalConvWithState,
-// RotaryEmbedding, SwiGLU, LinearRecurrence, Scan, Loop and If.
+// RotaryEmbedding, SwiGLU, TokenShift, RWKV4WKV, LinearRecurrence, Scan, Loop and If.
 #include <memory>
 
 #include "ir/graph.h"
@@ -158,6 +158,28 @@ void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
   add_case(cases, "SwiGLU", {f32({b, s, 2 * d}, uniform(-4, 4)), f32({b, s, 2 * d})});
   add_case(cases, "SwiGLU", {f32({b, s, d}, uniform(-4, 4)), f32({b, s, d})}).attr("alpha", 1.702f);
   add_case(cases, "SwiGLU", {f32({1024, 4096}, uniform(-4, 4)), f32({1024, 4096})}).perf();
+
+  // RWKV: token shift with and without carried state; WKV with log decay w < 0 and a valid state
+  // (numerator, denominator > 0, exponent offset).
+  add_case(cases, "TokenShift", {f32({b, l, c}), f32({b, c})}).outputs(2).exact();
+  add_case(cases, "TokenShift", {f32({b, l, c})}).exact().with_note("no state");
+  const Fill wkv_state = custom([](Tensor& t, Rng& r) {
+    std::uniform_real_distribution<float> num(-1.0f, 1.0f), den(0.5f, 2.0f);
+    const int64_t channels = t.dim(2);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = (i / channels) % 3 == 1 ? den(r) : num(r);
+  });
+  add_case(cases, "RWKV4WKV",
+           {f32({b, l, c}, uniform(-3, 3)), f32({b, l, c}), weight(DType::f32, {c}, uniform(-2.0, -0.05)),
+            weight(DType::f32, {c}, uniform(-1, 1)), f32({b, 3, c}, wkv_state)})
+      .outputs(2);
+  add_case(cases, "RWKV4WKV",
+           {f32({b, 1, c}, uniform(-3, 3)), f32({b, 1, c}), weight(DType::f32, {c}, uniform(-2.0, -0.05)),
+            weight(DType::f32, {c}, uniform(-1, 1))})
+      .with_note("one token, no state");
+  add_case(cases, "RWKV4WKV",
+           {f32({4, 1024, 1024}, uniform(-3, 3)), f32({4, 1024, 1024}),
+            weight(DType::f32, {1024}, uniform(-2, -0.05)), weight(DType::f32, {1024})})
+      .perf();
 
   add_case(cases, "LinearRecurrence", {f32({b, l, c}, uniform(0.5, 1.0)), f32({b, l, c}), f32({b, c})})
       .outputs(2);

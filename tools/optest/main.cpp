@@ -39,10 +39,10 @@ int list_missing(const std::vector<Case>& cases) {
   for (const Case& c : cases) covered.insert(c.op);
   for (const std::string& op : reference::KernelRegistry::global().op_names()) reference_ops.insert(op);
   for (const BackendEntry& e : available_backends()) {
-    if (backends::Backend* b = e.open()) {
-      for (const std::string& op : b->kernels().op_names()) {
-        if (reference_ops.count(op) == 0) backend_only.insert(op);
-      }
+    Result<backends::Backend*> b = e.open();
+    if (!b.is_ok()) continue;
+    for (const std::string& op : b.value()->kernels().op_names()) {
+      if (reference_ops.count(op) == 0) backend_only.insert(op);
     }
   }
   int missing = 0;
@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
       "seqrun-optest: runs every op of the op-test table on the selected backends and compares each "
       "output with the reference kernels by normalized mean squared error; --perf times the same table",
       "seqrun-optest");
-  app.add_option("--backend", args.backend, "Backends to test: cpu, cpu-reference, all, or a comma list")
+  app.add_option("--backend", args.backend,
+                 "Backends to test: cpu, cpu-reference, cuda (CUDA builds), all, or a comma list")
       ->capture_default_str();
   app.add_option("--op", args.op, "Only cases of this op (exact name), or of ops containing this text");
   app.add_option("--seed", args.seed, "Seed for the random shapes and input values")->capture_default_str();
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   app.footer(
       "Lines: OK|FAIL op inputs backend kernel-label nmse=... (bound ...). In inputs, '#' marks a constant\n"
       "(weight) input and '_' an absent optional one. Exit codes: 0 all passed, 1 a case failed, 2 bad "
-      "usage.\n"
+      "usage,\n3 a backend named by --backend cannot run here (cuda without a GPU).\n"
       "\n"
       "Examples:\n"
       "  seqrun-optest                          every op on the CPU backend\n"
@@ -208,10 +209,15 @@ int main(int argc, char** argv) {
   }
   std::vector<std::pair<BackendEntry, backends::Backend*>> list;
   for (const BackendEntry& e : selected.value()) {
-    if (backends::Backend* b = e.open()) {
-      list.emplace_back(e, b);
+    Result<backends::Backend*> b = e.open();
+    if (b.is_ok()) {
+      list.emplace_back(e, b.value());
+    } else if (args.backend == "all") {
+      std::printf("SKIP backend %s: %s\n", e.name.c_str(), b.status().message().c_str());
     } else {
-      std::printf("SKIP backend %s: not available on this machine\n", e.name.c_str());
+      std::fprintf(stderr, "seqrun-optest: error: backend %s: %s\n", e.name.c_str(),
+                   b.status().message().c_str());
+      return 3;  // ctest counts it as skipped (SKIP_RETURN_CODE 3)
     }
   }
   std::vector<Tally> tallies(list.size());
@@ -223,11 +229,12 @@ int main(int argc, char** argv) {
     passed += t.passed;
     failed += t.failed;
     skipped += t.skipped;
-    std::printf("%s: %d passed, %d failed, %d skipped; %d cases ran fast kernels%s%s\n",
-                list[b].first.name.c_str(), t.passed, t.failed, t.skipped, t.fast_cases,
-                t.fast_labels.empty() ? "" : ": ", fmt::format("{}", fmt::join(t.fast_labels, " ")).c_str());
+    std::printf("%s: %d %s, %d failed, %d skipped; %d cases ran fast kernels%s%s\n",
+                list[b].first.name.c_str(), t.passed, args.perf ? "timed" : "passed", t.failed, t.skipped,
+                t.fast_cases, t.fast_labels.empty() ? "" : ": ",
+                fmt::format("{}", fmt::join(t.fast_labels, " ")).c_str());
   }
   const std::string skipped_text = skipped > 0 ? fmt::format(", {} skipped", skipped) : "";
-  std::printf("%d passed, %d failed%s\n", passed, failed, skipped_text.c_str());
+  std::printf("%d %s, %d failed%s\n", passed, args.perf ? "timed" : "passed", failed, skipped_text.c_str());
   return failed == 0 ? 0 : 1;
 }

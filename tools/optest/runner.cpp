@@ -200,18 +200,20 @@ Result<BackendRun> run_on_backend(const CaseData& data, backends::Backend& backe
       SEQRUN_TRY(run_once(*kernel, backend, run_inputs, run_outputs, workspace));
       return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
     };
-    // The first run also sizes the loop: a slow kernel gets fewer runs (budget_s per case).
+    // The first run also sizes the loop: a slow kernel gets fewer runs (about budget_s per case), and
+    // one that alone takes more than half the budget is reported from that run.
     SEQRUN_ASSIGN(double first_us, timed_run());
-    if (first_us > timing.budget_s * 1e6) {
-      result.times_us.push_back(first_us);  // one run already spent the budget: report it alone
-    }
     const double runs_in_budget = timing.budget_s * 1e6 / std::max(first_us, 1.0);
-    const int warmup = std::min<int>(std::max(0, timing.warmup - 1), static_cast<int>(runs_in_budget / 4));
-    const int repeat = std::max(1, std::min<int>(timing.repeat, static_cast<int>(runs_in_budget)));
-    for (int i = 0; i < warmup && result.times_us.empty(); ++i) SEQRUN_TRY(timed_run().status());
-    for (int i = 0; i < repeat && result.times_us.size() < static_cast<size_t>(repeat); ++i) {
-      SEQRUN_ASSIGN(double us, timed_run());
-      result.times_us.push_back(us);
+    if (runs_in_budget < 2.0) {
+      result.times_us.push_back(first_us);
+    } else {
+      const int warmup = std::min<int>(std::max(0, timing.warmup - 1), static_cast<int>(runs_in_budget / 4));
+      const int repeat = std::max(1, std::min<int>(timing.repeat, static_cast<int>(runs_in_budget)));
+      for (int i = 0; i < warmup; ++i) SEQRUN_TRY(timed_run().status());
+      for (int i = 0; i < repeat; ++i) {
+        SEQRUN_ASSIGN(double us, timed_run());
+        result.times_us.push_back(us);
+      }
     }
   }
   for (const backends::TensorArg& out : run_outputs) {
