@@ -21,6 +21,10 @@ const KernelRegistry& KernelRegistry::global() {
     register_attention_kernels(*r);
     register_control_flow_kernels(*r);
     register_fused_kernels(*r);
+    register_ssm_kernels(*r);
+    register_recurrent_kernels(*r);
+    register_misc_kernels(*r);
+    register_recurrence_kernels(*r);
     std::sort(r->entries_.begin(), r->entries_.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     return r;

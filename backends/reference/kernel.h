@@ -71,5 +71,9 @@ void register_attention_kernels(KernelRegistry& r);
 void register_linear_attention_kernels(KernelRegistry& r);  // called by register_attention_kernels
 void register_control_flow_kernels(KernelRegistry& r);
 void register_fused_kernels(KernelRegistry& r);  // fused.cpp: FusedLinear
+void register_ssm_kernels(KernelRegistry& r);    // ssm.cpp: SelectiveScan
+void register_recurrent_kernels(KernelRegistry& r);  // recurrent.cpp: RNN, LSTM, GRU
+void register_misc_kernels(KernelRegistry& r);       // misc*.cpp: quantization, GridSample, DFT, ...
+void register_recurrence_kernels(KernelRegistry& r);  // recurrence.cpp: TokenShift, RWKV4WKV
 
 }  // namespace seqrun::reference

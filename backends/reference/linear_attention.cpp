@@ -26,17 +26,24 @@ Status require_f32(const KernelContext& ctx, int i, const char* name) {
 //              gated    S = exp(g) ⊙ S + k vᵀ
 //              delta    S = S + β k (v − Sᵀk)ᵀ
 //              gated_delta: S' = exp(g) ⊙ S, then the delta update on S'.
-// Output o_t = scale · q_tᵀ S_t for every query head of the group.
+//              generalized_delta (seqrun, RWKV-7): S = exp(g) ⊙ S + b (aᵀS) + k vᵀ, a and b inputs 7, 8.
+// Output o_t = scale · q_tᵀ S_t for every query head of the group; with the bonus u (input 6, RWKV)
+// o_t = scale · (q_tᵀ S_{t-1} + ((q_t ⊙ u)·k_t) v_t) instead. decay may broadcast over B and T.
 Status run_linear_attention(KernelContext& ctx) {
   const Node& node = ctx.node;
-  const char* names[6] = {"query", "key", "value", "past_state", "decay", "beta"};
-  for (int i = 0; i < 6; ++i) SEQRUN_TRY(require_f32(ctx, i, names[i]));
+  const char* names[9] = {"query", "key",   "value",   "past_state", "decay",
+                          "beta",  "bonus", "delta_a", "delta_b"};
+  for (int i = 0; i < 9; ++i) SEQRUN_TRY(require_f32(ctx, i, names[i]));
   const std::string rule = node.get_string("update_rule", "gated_delta");
-  const bool gated = rule == "gated" || rule == "gated_delta";
+  const bool generalized = rule == "generalized_delta";
+  const bool gated = rule == "gated" || rule == "gated_delta" || generalized;
   const bool delta = rule == "delta" || rule == "gated_delta";
   if (!gated && !delta && rule != "linear") {
-    return ctx.error("unknown update_rule '{}' (linear, gated, delta, gated_delta)", rule);
+    return ctx.error("unknown update_rule '{}' (linear, gated, delta, gated_delta, generalized_delta)", rule);
   }
+  const bool bonus = ctx.has_input(6);
+  if (bonus && (delta || generalized))
+    return ctx.error("bonus is only defined for the linear and gated rules");
   const int64_t hq = node.get_int("q_num_heads", 0);
   const int64_t hkv = node.get_int("kv_num_heads", 0);
   if (hq <= 0 || hkv <= 0 || hq % hkv != 0) {
@@ -61,14 +68,26 @@ Status run_linear_attention(KernelContext& ctx) {
   }
   if (gated && !ctx.has_input(4)) return ctx.error("update_rule '{}' needs the decay input", rule);
   if (delta && !ctx.has_input(5)) return ctx.error("update_rule '{}' needs the beta input", rule);
-  int64_t decay_width = 0, beta_width = 0;  // per-token entries: Hkv*dk or Hkv (decay); Hkv or 1 (beta)
+  int64_t decay_width = 0, beta_width = 0;   // per-token entries: Hkv*dk or Hkv (decay); Hkv or 1 (beta)
+  int64_t decay_batch = 0, decay_steps = 0;  // decay's first two dims: B or 1, T or 1 (broadcast)
   if (gated) {
     const Tensor& g = ctx.input(4);
-    if (g.rank() != 3 || g.dim(0) != B || g.dim(1) != T || (g.dim(2) != hkv * dk && g.dim(2) != hkv)) {
-      return ctx.error("decay must be [B, T, kv_num_heads*dk] or [B, T, kv_num_heads], is {}",
+    if (g.rank() != 3 || (g.dim(0) != B && g.dim(0) != 1) || (g.dim(1) != T && g.dim(1) != 1) ||
+        (g.dim(2) != hkv * dk && g.dim(2) != hkv)) {
+      return ctx.error("decay must be [B|1, T|1, kv_num_heads*dk] or [B|1, T|1, kv_num_heads], is {}",
                        shape_to_string(g.shape()));
     }
-    decay_width = g.dim(2);
+    decay_width = g.dim(2), decay_batch = g.dim(0), decay_steps = g.dim(1);
+  }
+  if (bonus && ctx.input(6).numel() != hkv * dk) {
+    return ctx.error("bonus must be [kv_num_heads*dk = {}], is {}", hkv * dk,
+                     shape_to_string(ctx.input(6).shape()));
+  }
+  for (int i = 7; generalized && i < 9; ++i) {
+    if (!ctx.has_input(i) || ctx.input(i).shape() != k.shape()) {
+      return ctx.error("update_rule 'generalized_delta' needs {} of the key's shape {}", names[i],
+                       shape_to_string(k.shape()));
+    }
   }
   if (delta) {
     const Tensor& beta = ctx.input(5);
@@ -90,6 +109,23 @@ Status run_linear_attention(KernelContext& ctx) {
   Tensor out = Tensor::zeros(DType::f32, {B, T, hq * dv});
   Tensor present = Tensor::zeros(DType::f32, {B, hkv, dk, dv});
   std::vector<double> state(dk * dv), retrieved(dv), update(dv);
+  // The query heads' outputs read from the current `state`; with the bonus they also add the current token.
+  auto emit_outputs = [&](int64_t b, int64_t h, int64_t t, const float* kt, const float* vt) {
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t qh = h * group + g;
+      const float* qt = q.data<float>() + (b * T + t) * hq * dk + qh * dk;
+      float* ot = out.data<float>() + (b * T + t) * hq * dv + qh * dv;
+      double weight = 0.0;  // (q ⊙ u)·k
+      for (int64_t r = 0; bonus && r < dk; ++r) {
+        weight += static_cast<double>(qt[r]) * ctx.input(6).data<float>()[h * dk + r] * kt[r];
+      }
+      for (int64_t c = 0; c < dv; ++c) {
+        double acc = bonus ? weight * vt[c] : 0.0;
+        for (int64_t r = 0; r < dk; ++r) acc += qt[r] * state[r * dv + c];
+        ot[c] = static_cast<float>(scale * acc);
+      }
+    }
+  };
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < hkv; ++h) {
       for (int64_t i = 0; i < dk * dv; ++i) {
@@ -98,8 +134,18 @@ Status run_linear_attention(KernelContext& ctx) {
       for (int64_t t = 0; t < T; ++t) {
         const float* kt = k.data<float>() + (b * T + t) * hkv * dk + h * dk;
         const float* vt = v.data<float>() + (b * T + t) * hkv * dv + h * dv;
+        if (bonus) emit_outputs(b, h, t, kt, vt);
+        if (generalized) {  // aᵀS of the state before this token's decay, kept in `retrieved`
+          const float* at = ctx.input(7).data<float>() + (b * T + t) * hkv * dk + h * dk;
+          for (int64_t c = 0; c < dv; ++c) {
+            double acc = 0.0;
+            for (int64_t r = 0; r < dk; ++r) acc += at[r] * state[r * dv + c];
+            retrieved[c] = acc;
+          }
+        }
         if (gated) {
-          const float* g = ctx.input(4).data<float>() + (b * T + t) * decay_width;
+          const int64_t decay_row = (decay_batch == 1 ? 0 : b) * decay_steps + (decay_steps == 1 ? 0 : t);
+          const float* g = ctx.input(4).data<float>() + decay_row * decay_width;
           for (int64_t r = 0; r < dk; ++r) {
             const double factor = std::exp(decay_width == hkv ? g[h] : g[h * dk + r]);
             for (int64_t c = 0; c < dv; ++c) state[r * dv + c] *= factor;
@@ -120,16 +166,13 @@ Status run_linear_attention(KernelContext& ctx) {
         for (int64_t r = 0; r < dk; ++r) {
           for (int64_t c = 0; c < dv; ++c) state[r * dv + c] += kt[r] * update[c];
         }
-        for (int64_t g = 0; g < group; ++g) {
-          const int64_t qh = h * group + g;
-          const float* qt = q.data<float>() + (b * T + t) * hq * dk + qh * dk;
-          float* ot = out.data<float>() + (b * T + t) * hq * dv + qh * dv;
-          for (int64_t c = 0; c < dv; ++c) {
-            double acc = 0.0;
-            for (int64_t r = 0; r < dk; ++r) acc += qt[r] * state[r * dv + c];
-            ot[c] = static_cast<float>(scale * acc);
+        if (generalized) {
+          const float* bt = ctx.input(8).data<float>() + (b * T + t) * hkv * dk + h * dk;
+          for (int64_t r = 0; r < dk; ++r) {
+            for (int64_t c = 0; c < dv; ++c) state[r * dv + c] += bt[r] * retrieved[c];
           }
         }
+        if (!bonus) emit_outputs(b, h, t, kt, vt);
       }
       float* ps = present.data<float>() + (b * hkv + h) * dk * dv;
       for (int64_t i = 0; i < dk * dv; ++i) ps[i] = static_cast<float>(state[i]);

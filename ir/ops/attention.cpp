@@ -158,9 +158,14 @@ void register_attention_ops(OpRegistry& r) {
             .attr("prob_mod", AttrType::Graph)
             .infer(infer_flex_attention)
             .build());
+  // Inputs 0-5 are ONNX's (query, key, value, past_state, decay, beta). seqrun appends, for RWKV:
+  // 6 bonus u [Hkv*dk] (RWKV-4/5/6: read the state before the update, plus ((q⊙u)·k) v for the current
+  // token; linear/gated only), 7 delta_a and 8 delta_b [B, T, Hkv*dk] (update_rule generalized_delta,
+  // RWKV-7: S_t = diag(exp(g_t)) S_{t-1} + b_t (a_tᵀ S_{t-1}) + k_t v_tᵀ). decay may also be [1|B, 1|T, ...].
   r.add(OpDef("LinearAttention")
-            .doc("Recurrent linear attention (ONNX 27): linear | gated | delta | gated_delta, with state")
-            .inputs(3, 6)
+            .doc("Recurrent linear attention (ONNX 27): linear | gated | delta | gated_delta, with state; "
+                 "seqrun: RWKV bonus u, generalized_delta")
+            .inputs(3, 9)
             .outputs(1, 2)
             .required_attr("q_num_heads", AttrType::Int)
             .required_attr("kv_num_heads", AttrType::Int)

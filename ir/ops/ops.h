@@ -16,6 +16,10 @@ void register_nn_ops(OpRegistry& r);             // MatMul, Gemm, Einsum, Conv, 
 void register_attention_ops(OpRegistry& r);      // Attention, LinearAttention, RotaryEmbedding, CausalConv...
 void register_control_flow_ops(OpRegistry& r);   // Scan, Loop, If
 void register_fused_ops(OpRegistry& r);          // ops produced by passes: FusedLinear, ...
+void register_ssm_ops(OpRegistry& r);            // SelectiveScan (ssm.cpp)
+void register_recurrent_ops(OpRegistry& r);      // RNN, LSTM, GRU
+void register_misc_ops(OpRegistry& r);           // quantization, GridSample, RoiAlign, NMS, Unique, DFT, ...
+void register_recurrence_ops(OpRegistry& r);     // TokenShift, RWKV4WKV (recurrence_ops.cpp)
 
 // The seqrun dtype of an ONNX TensorProto data type number (Cast's `to`); the error names the
 // ONNX type when seqrun has no such dtype (STRING, COMPLEX64, FLOAT8*, ...).
