@@ -306,6 +306,12 @@ Upgraded upgrade_legacy_node(NodeSpec& spec, NodeEmitter& emitter) {
       set_input(spec, 1, emitter.constant("TopK_k", Tensor::from_vector<int64_t>({1}, {k})));
       spec.attrs.erase("k");
     }
+  } else if (op == "DFT") {
+    if (opset < 20) {  // opset 17: `axis` attribute (default 1); opset 20 takes it as input 2
+      int64_t axis = int_attr(spec, "axis", 1);
+      spec.attrs.erase("axis");
+      set_input(spec, 2, emitter.constant("DFT_axis", Tensor::scalar<int64_t>(axis)));
+    }
   } else if (op == "Dropout") {
     if (opset < 12) {
       const Attribute* ratio = find_attr(spec, "ratio");
