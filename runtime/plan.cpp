@@ -1,134 +1,31 @@
-// ExecutionPlan: placement, copy insertion, aliasing, liveness, in-place decisions, arena layout and the run
-// loop.
+// ExecutionPlan::build: placement, device copies, aliases, liveness, in-place decisions and the arena layout.
 #include "runtime/plan.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <unordered_map>
 
 #include "runtime/executor.h"
+#include "runtime/plan_internal.h"
 
 namespace seqrun::runtime {
 
-namespace {
-
-using backends::Backend;
-using backends::DeviceKind;
-using backends::Kernel;
+using namespace plan_detail;
 using backends::KernelInfo;
-using backends::TensorArg;
+
+namespace {
 
 // Ops whose output is the same bytes as input 0 under another shape: they become aliases, never copies.
 bool is_alias_op(const std::string& op) {
   return op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" || op == "Identity";
 }
 
-// A present tensor must never be handed to a kernel as null (null means "absent"): zero-byte tensors
-// whose storage is null point here instead.
-alignas(64) unsigned char g_empty_storage[64];
-
 std::string node_label(const Node& node) {
   if (!node.name().empty()) return node.name();
   return node.num_outputs() > 0 ? node.output(0)->name() : node.op();
 }
 
-bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
-  if (a_bytes == 0 || b_bytes == 0 || a == nullptr || b == nullptr) return false;
-  auto pa = reinterpret_cast<uintptr_t>(a);
-  auto pb = reinterpret_cast<uintptr_t>(b);
-  return pa < pb + b_bytes && pb < pa + a_bytes;
-}
-
-Status check_finite_values(const Node& node, const Value& value, const TensorArg& arg) {
-  if (!is_float(arg.dtype) || arg.data == nullptr) return Status::ok();
-  Tensor t = Tensor::view(arg.dtype, arg.shape, arg.data, nullptr);
-  for (int64_t k = 0; k < t.numel(); ++k) {
-    double v = t.get_f64(k);
-    if (!std::isfinite(v)) {
-      return make_error("{}: output '{}' has a non-finite value ({}) at element {}", node.describe(),
-                        value.name(), v, k);
-    }
-  }
-  return Status::ok();
-}
-
 }  // namespace
-
-namespace plan_detail {
-
-// Where a value's bytes are. Aliases name their parent slot; only roots have a home.
-enum class Home : uint8_t { None, Input, Constant, Output, Arena };
-
-struct Slot {
-  std::string name;
-  const Value* value = nullptr;  // null for a copy on another device
-  DType dtype = DType::undefined;
-  Shape shape;
-  uint64_t bytes = 0;
-  int device = 0;
-  int alias_of = -1;  // parent slot when this value shares its bytes
-  Home home = Home::None;
-  int index = -1;  // input index, output index or arena buffer id
-  const void* constant = nullptr;
-  int def_step = 0;  // step that writes it (arena buffers)
-};
-
-struct Device {
-  DeviceKind kind = DeviceKind::CPU;
-  Backend* allocator = nullptr;  // first backend of this device kind; null only for an unused host
-  unsigned char* arena = nullptr;
-  uint64_t arena_bytes = 0;
-  void* workspace = nullptr;
-  size_t workspace_bytes = 0;
-};
-
-struct Step {
-  enum class Kind : uint8_t { Kernel, Alias, Copy };
-  Kind kind = Kind::Kernel;
-  const Node* node = nullptr;
-  int device = 0;
-  Backend* backend = nullptr;  // kernel's backend, or the device-side backend of a copy
-  bool copy_to_host = false;
-  std::unique_ptr<Kernel> kernel;
-  std::vector<int> in_slots;  // -1: absent
-  std::vector<int> out_slots;
-  std::vector<TensorArg> in_args;
-  std::vector<TensorArg> out_args;
-  std::string op, name, label;
-};
-
-struct OutputCopy {
-  int slot = -1;
-  int output = -1;
-};
-
-}  // namespace plan_detail
-
-using namespace plan_detail;
-
-struct ExecutionPlan::Impl {
-  std::vector<Slot> slots;
-  std::vector<int> root;  // root slot of every slot
-  std::vector<Device> devices;
-  std::vector<Step> steps;
-  std::vector<OutputCopy> output_copies;
-  std::vector<std::pair<Backend*, void*>> device_constants;  // uploaded weights, freed with the plan
-
-  int device_index(DeviceKind kind) const {
-    for (size_t i = 0; i < devices.size(); ++i) {
-      if (devices[i].kind == kind) return static_cast<int>(i);
-    }
-    return -1;
-  }
-  int root_of(int s) const {
-    while (slots[s].alias_of >= 0) s = slots[s].alias_of;
-    return s;
-  }
-  int device_of(int s) const { return slots[root_of(s)].device; }
-};
 
 ExecutionPlan::~ExecutionPlan() {
   if (!impl_) return;
@@ -151,6 +48,14 @@ std::vector<std::string> ExecutionPlan::device_names() const {
 Result<std::unique_ptr<ExecutionPlan>> ExecutionPlan::build(std::unique_ptr<Graph> graph,
                                                             const PlanOptions& options) {
   if (!graph) return make_error("ExecutionPlan::build: the graph is null");
+  for (const Value* in : graph->inputs()) {
+    if (!in->type().is_static() || in->type().dtype() == DType::undefined) {
+      return make_error(
+          "ExecutionPlan::build: input '{}' has the type {}; bind the input shapes first "
+          "(runtime::specialize_graph)",
+          in->name(), in->type().to_string());
+    }
+  }
   std::unique_ptr<ExecutionPlan> plan(new ExecutionPlan());
   plan->graph_ = std::move(graph);
   plan->check_finite_ = options.check_finite;
@@ -245,7 +150,7 @@ Status ExecutionPlan::build_steps(const PlanOptions& options) {
     if (src_dev == d) return src;
     auto it = copies.find({src, d});
     if (it != copies.end()) return it->second;
-    const Slot& from = im.slots[src];
+    const Slot from = im.slots[src];  // a copy: adding slots below may move the vector
     const int r = im.root_of(src);
     Slot s;
     s.name = from.name + "@" + backends::device_name(im.devices[d].kind);
@@ -285,6 +190,7 @@ Status ExecutionPlan::build_steps(const PlanOptions& options) {
     step.name = from.name;
     step.label = std::string("copy:") + backends::device_name(im.devices[src_dev].kind) + "->" +
                  backends::device_name(im.devices[d].kind);
+    placement_.push_back({step.op, step.name, device_backend->name(), step.label});
     im.steps.push_back(std::move(step));
     ++report_.copy_steps;
     return id;
@@ -529,149 +435,6 @@ Status ExecutionPlan::build_steps(const PlanOptions& options) {
     }
     for (int s : step.out_slots)
       step.out_args.push_back(TensorArg{im.slots[s].dtype, im.slots[s].shape, nullptr});
-  }
-  return Status::ok();
-}
-
-Status ExecutionPlan::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs, Profile* profile) {
-  std::lock_guard<std::mutex> lock(run_mutex_);
-  const Graph& g = *graph_;
-  if (inputs.size() != g.inputs().size()) {
-    return make_error("graph '{}' expects {} inputs, got {}", g.name(), g.inputs().size(), inputs.size());
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorType& type = g.inputs()[i]->type();
-    if (!inputs[i].defined()) return make_error("input '{}' is missing", g.inputs()[i]->name());
-    if (inputs[i].dtype() != type.dtype() || !type.static_shape() ||
-        inputs[i].shape() != *type.static_shape()) {
-      return make_error("input '{}': the plan was built for {}, got {}{}", g.inputs()[i]->name(),
-                        type.to_string(), dtype_name(inputs[i].dtype()), shape_to_string(inputs[i].shape()));
-    }
-  }
-  // Reuse the caller's output tensors when they fit and share no bytes with an input or another output.
-  outputs.resize(g.outputs().size());
-  for (size_t j = 0; j < outputs.size(); ++j) {
-    const TensorType& type = g.outputs()[j]->type();
-    std::optional<Shape> shape = type.static_shape();
-    Tensor& t = outputs[j];
-    bool fits = shape && t.defined() && t.dtype() == type.dtype() && t.shape() == *shape &&
-                (t.raw() != nullptr || t.nbytes() == 0);
-    for (size_t i = 0; fits && i < inputs.size(); ++i) {
-      if (ranges_overlap(t.raw(), t.nbytes(), inputs[i].raw(), inputs[i].nbytes())) fits = false;
-    }
-    for (size_t k = 0; fits && k < j; ++k) {
-      if (ranges_overlap(t.raw(), t.nbytes(), outputs[k].raw(), outputs[k].nbytes())) fits = false;
-    }
-    if (!fits && !reference_fallback_) t = Tensor::empty(type.dtype(), *shape);
-    if (!fits && reference_fallback_) t = Tensor();
-  }
-  if (reference_fallback_) return run_reference(inputs, outputs, profile);
-  return run_planned(inputs, outputs, profile);
-}
-
-Status ExecutionPlan::run_reference(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
-                                    Profile* profile) {
-  const double start = profile != nullptr ? profile->now_us() : 0.0;
-  ExecOptions exec_options;
-  exec_options.check_finite = check_finite_;
-  SEQRUN_ASSIGN(std::vector<Tensor> results, ReferenceExecutor(exec_options).run(*graph_, inputs));
-  for (size_t j = 0; j < results.size() && j < outputs.size(); ++j) {
-    Tensor& t = outputs[j];
-    if (t.defined() && t.dtype() == results[j].dtype() && t.shape() == results[j].shape()) {
-      if (t.nbytes() > 0) std::memcpy(t.raw(), results[j].raw(), t.nbytes());
-    } else {
-      t = results[j];
-    }
-  }
-  if (profile != nullptr) {
-    ProfileEvent e;
-    e.op = "graph";
-    e.node = graph_->name();
-    e.kernel = "reference-executor";
-    e.category = "graph";
-    for (const Tensor& t : inputs) e.input_shapes.push_back(t.shape());
-    for (const Tensor& t : outputs) e.output_shapes.push_back(t.shape());
-    e.start_us = start;
-    e.dur_us = profile->now_us() - start;
-    profile->add(std::move(e));
-  }
-  return Status::ok();
-}
-
-Status ExecutionPlan::run_planned(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
-                                  Profile* profile) {
-  Impl& im = *impl_;
-  auto resolve = [&](int s) -> void* {
-    if (s < 0) return nullptr;
-    const Slot& r = im.slots[im.root[s]];
-    void* p = nullptr;
-    switch (r.home) {
-      case Home::None:
-        return nullptr;
-      case Home::Input:
-        p = const_cast<void*>(inputs[r.index].raw());
-        break;
-      case Home::Output:
-        p = outputs[r.index].raw();
-        break;
-      case Home::Constant:
-        p = const_cast<void*>(r.constant);
-        break;
-      case Home::Arena:
-        p = im.devices[r.device].arena + buffers_[r.index].offset;
-        break;
-    }
-    return p != nullptr ? p : g_empty_storage;
-  };
-
-  for (Step& step : im.steps) {
-    const double start = profile != nullptr ? profile->now_us() : 0.0;
-    if (step.kind == Step::Kind::Copy) {
-      void* src = resolve(step.in_slots[0]);
-      void* dst = resolve(step.out_slots[0]);
-      const uint64_t bytes = im.slots[step.out_slots[0]].bytes;
-      if (bytes > 0) {
-        Status st = step.copy_to_host ? step.backend->copy_to_host(dst, src, bytes)
-                                      : step.backend->copy_to_device(dst, src, bytes);
-        if (!st) return st.with_context("copying '" + step.name + "' (" + step.label + ")");
-      }
-    } else if (step.kind == Step::Kind::Kernel) {
-      for (size_t i = 0; i < step.in_slots.size(); ++i) step.in_args[i].data = resolve(step.in_slots[i]);
-      for (size_t o = 0; o < step.out_slots.size(); ++o) step.out_args[o].data = resolve(step.out_slots[o]);
-      SEQRUN_TRY(step.kernel->run(step.in_args, step.out_args, im.devices[step.device].workspace));
-      if (check_finite_ && step.device == 0) {
-        for (size_t o = 0; o < step.out_slots.size(); ++o) {
-          SEQRUN_TRY(
-              check_finite_values(*step.node, *step.node->output(static_cast<int>(o)), step.out_args[o]));
-        }
-      }
-    }
-    if (profile != nullptr) {
-      ProfileEvent e;
-      e.op = step.op;
-      e.node = step.name;
-      e.kernel = step.label;
-      e.category = step.kind == Step::Kind::Copy ? "copy" : "node";
-      for (int s : step.in_slots) {
-        if (s >= 0) e.input_shapes.push_back(im.slots[s].shape);
-      }
-      for (int s : step.out_slots) e.output_shapes.push_back(im.slots[s].shape);
-      e.start_us = start;
-      e.dur_us = profile->now_us() - start;
-      profile->add(std::move(e));
-    }
-  }
-  for (const OutputCopy& c : im.output_copies) {
-    Tensor& out = outputs[c.output];
-    const uint64_t bytes = im.slots[c.slot].bytes;
-    if (bytes == 0) continue;
-    const void* src = resolve(c.slot);
-    const int d = im.device_of(c.slot);
-    if (d == 0) {
-      std::memmove(out.raw(), src, bytes);
-    } else {
-      SEQRUN_TRY(im.devices[d].allocator->copy_to_host(out.raw(), src, bytes));
-    }
   }
   return Status::ok();
 }

@@ -34,10 +34,11 @@ std::string Profile::to_chrome_trace() const {
                  {"output_shapes", shapes_json(e.output_shapes)}};
     events.push_back(std::move(j));
   }
-  nlohmann::ordered_json trace;
-  trace["traceEvents"] = std::move(events);
-  trace["displayTimeUnit"] = "ms";
-  return trace.dump(1);
+  // One event per line: small enough to read, diff and grep, and still one JSON object.
+  std::string out = "{\"traceEvents\": [\n";
+  for (size_t i = 0; i < events.size(); ++i) out += events[i].dump() + (i + 1 < events.size() ? ",\n" : "\n");
+  out += "], \"displayTimeUnit\": \"ms\"}";
+  return out;
 }
 
 Status Profile::write_chrome_trace(const std::string& path) const {

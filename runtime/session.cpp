@@ -3,6 +3,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -76,14 +77,18 @@ std::vector<std::string> Session::output_names() const {
 
 Result<std::shared_ptr<ExecutionPlan>> Session::plan_for(const std::vector<InputSpec>& inputs) const {
   SEQRUN_TRY(check_input_specs(*graph_, inputs));
+  return cached_plan(inputs);
+}
+
+Result<std::shared_ptr<ExecutionPlan>> Session::cached_plan(const std::vector<InputSpec>& inputs) const {
   const std::string key = shape_signature(inputs);
   std::lock_guard<std::mutex> lock(plans_mutex_);
   auto it = plans_.find(key);
   if (it != plans_.end()) {
-    plans_by_use_.remove(key);
-    plans_by_use_.push_back(key);
-    return it->second;
+    plans_by_use_.splice(plans_by_use_.end(), plans_by_use_, it->second.use);  // now the most recent
+    return it->second.plan;
   }
+  // Built under the lock: a second thread asking for the same shape waits instead of building it twice.
   SEQRUN_ASSIGN(std::unique_ptr<Graph> specialized, specialize_graph(*graph_, inputs));
   PlanOptions plan_options;
   plan_options.backends = options_.backends;
@@ -95,10 +100,10 @@ Result<std::shared_ptr<ExecutionPlan>> Session::plan_for(const std::vector<Input
   std::shared_ptr<ExecutionPlan> plan(std::move(built).value());
   spdlog::debug("plan for {}: {}", key,
                 plan->uses_reference_executor()
-                    ? "reference executor (dynamic shapes)"
+                    ? "reference executor (" + plan->memory_report().fallback_reason + ")"
                     : std::to_string(plan->memory_report().arena_bytes) + " arena bytes");
-  plans_.emplace(key, plan);
   plans_by_use_.push_back(key);
+  plans_.emplace(key, CachedPlan{plan, std::prev(plans_by_use_.end())});
   const size_t limit = std::max<size_t>(options_.max_cached_plans, 1);
   while (plans_.size() > limit) {
     plans_.erase(plans_by_use_.front());
@@ -149,7 +154,7 @@ Status Session::run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>&
     }
     return Status::ok();
   }
-  SEQRUN_ASSIGN(std::shared_ptr<ExecutionPlan> plan, plan_for(input_specs_of(inputs)));
+  SEQRUN_ASSIGN(std::shared_ptr<ExecutionPlan> plan, cached_plan(input_specs_of(inputs)));
   return plan->run(inputs, outputs, profile);
 }
 

@@ -82,9 +82,16 @@ class Session {
   std::map<std::string, std::string> metadata_;
   SessionOptions options_;
 
-  // Plan cache: signature -> plan, plus the signatures from least to most recently used.
+  // The cached plan for already-validated input specs, built on a miss.
+  Result<std::shared_ptr<ExecutionPlan>> cached_plan(const std::vector<InputSpec>& inputs) const;
+
+  // Plan cache: signature -> plan and its place in the use order (least recently used first).
+  struct CachedPlan {
+    std::shared_ptr<ExecutionPlan> plan;
+    std::list<std::string>::iterator use;
+  };
   mutable std::mutex plans_mutex_;
-  mutable std::map<std::string, std::shared_ptr<ExecutionPlan>> plans_;
+  mutable std::map<std::string, CachedPlan> plans_;
   mutable std::list<std::string> plans_by_use_;
   mutable int plan_builds_ = 0;
 };

@@ -23,7 +23,8 @@ constexpr int kExitUsage = 2;
 
 struct GlobalArgs {
   std::string log_level = "warn";
-  int threads = 0;  // 0 = all cores
+  int threads = 0;              // 0 = all cores
+  std::string backend = "cpu";  // --backend: cpu | cpu-reference | cuda (backends/registry.h)
 };
 
 // -O0 / -O1 / --passes a,b,c, shared by every command that loads a model.
@@ -62,6 +63,9 @@ struct InspectArgs {
   std::string model;
   std::string format = "text";
   bool print_weights = false;
+  bool memory = false;                    // --memory: the execution plan's memory report
+  bool placement = false;                 // --placement: backend and kernel of every node
+  std::vector<std::string> input_shapes;  // --input-shape NAME=1x1024 (binds symbolic dims)
   PipelineArgs pipeline;
 };
 
@@ -70,6 +74,7 @@ struct RunArgs {
   std::vector<std::string> inputs;  // NAME=FILE.npy
   std::string output_dir;
   bool check_finite = false;
+  std::string profile_path;  // --profile trace.json: Chrome/Perfetto trace of the run
   PipelineArgs pipeline;
 };
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "backends/registry.h"
 #include "ir/serialize.h"
 #include "tools/export/onnx_import.h"
 #include "tools/seqrun/cli.h"
@@ -27,6 +28,9 @@ runtime::SessionOptions make_session_options(const PipelineArgs& pipeline, const
   runtime::SessionOptions options;
   options.opt_level = pipeline.opt_level;
   options.threads = global.threads;
+  // main() has checked the name; "cuda" places nodes on {cuda, cpu} (CPU fallback).
+  Result<std::vector<backends::Backend*>> backend_list = backends::backend_list_by_name(global.backend);
+  if (backend_list.is_ok()) options.backends = backend_list.value();
   if (pipeline.passes_option != nullptr && pipeline.passes_option->count() > 0) {
     std::vector<std::string> names;
     for (const std::string& n : pipeline.passes) {

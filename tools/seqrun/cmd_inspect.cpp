@@ -1,8 +1,11 @@
-// `seqrun inspect`: a model's interface, op histogram, weight totals and IR text after passes (text or JSON).
+// `seqrun inspect`: a model's interface, op histogram, weight totals and IR text after passes (text or JSON);
+// with --memory / --placement, the execution plan for given input shapes instead of the ops and IR.
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "ir/text.h"
@@ -117,6 +120,138 @@ void print_json(const InspectArgs& args, const OpenedModel& model, const GraphSu
   std::printf("%s\n", j.dump(2).c_str());
 }
 
+// "NAME=1x1024" -> (NAME, [1, 1024]); "NAME=" binds a scalar. Dims are non-negative integers.
+bool parse_input_shape(const std::string& spec, std::string& name, Shape& shape) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  name = spec.substr(0, eq);
+  shape.clear();
+  const std::string dims = spec.substr(eq + 1);
+  if (dims.empty()) return true;
+  size_t pos = 0;
+  while (pos <= dims.size()) {
+    size_t end = dims.find('x', pos);
+    if (end == std::string::npos) end = dims.size();
+    const std::string part = dims.substr(pos, end - pos);
+    if (part.empty() || part.size() > 15 || part.find_first_not_of("0123456789") != std::string::npos)
+      return false;
+    shape.push_back(std::stoll(part));
+    pos = end + 1;
+  }
+  return true;
+}
+
+// Binds every graph input: its declared dtype, and the shape given with --input-shape (needed when the
+// declared shape has symbolic or unknown dims). Errors name the input.
+Result<std::vector<runtime::InputSpec>> bind_input_shapes(const Graph& graph,
+                                                          const std::map<std::string, Shape>& given) {
+  std::set<std::string> names;
+  std::string listed;
+  for (const Value* v : graph.inputs()) {
+    names.insert(v->name());
+    listed += (listed.empty() ? "'" : ", '") + v->name() + "'";
+  }
+  for (const auto& [name, shape] : given) {
+    if (names.count(name) == 0) {
+      return make_error("--input-shape: the model has no input '{}' (its inputs: {})", name,
+                        listed.empty() ? "none" : listed);
+    }
+  }
+  std::vector<runtime::InputSpec> specs;
+  for (const Value* v : graph.inputs()) {
+    const TensorType& type = v->type();
+    if (type.dtype() == DType::undefined) return make_error("input '{}' has no declared dtype", v->name());
+    auto it = given.find(v->name());
+    if (it != given.end()) {
+      specs.push_back({type.dtype(), it->second});
+    } else if (type.is_static()) {
+      specs.push_back({type.dtype(), *type.static_shape()});
+    } else {
+      return make_error(
+          "input '{}' has the shape {}: give concrete dims with --input-shape {}=DIMS (e.g. 1x1024)",
+          v->name(), type.to_string(), v->name());
+    }
+  }
+  return specs;
+}
+
+std::string binding_text(const Graph& graph, const std::vector<runtime::InputSpec>& specs) {
+  std::string s;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    std::string dims;
+    for (int64_t d : specs[i].shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+    s += (s.empty() ? "" : ", ") + graph.inputs()[i]->name() + "=" + (dims.empty() ? "scalar" : dims);
+  }
+  return s.empty() ? "no inputs" : s;
+}
+
+std::string ratio_text(uint64_t arena, uint64_t lower_bound) {
+  if (lower_bound == 0) return arena == 0 ? "1.00" : "n/a";
+  return fmt::format("{:.2f}", static_cast<double>(arena) / static_cast<double>(lower_bound));
+}
+
+void print_memory_text(const runtime::MemoryReport& m) {
+  std::printf("memory:\n");
+  if (m.uses_reference_executor) {
+    std::printf("  dynamic shapes: reference executor (%s)\n", m.fallback_reason.c_str());
+    std::printf("  weights: %llu bytes\n", static_cast<unsigned long long>(m.weight_bytes));
+    return;
+  }
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("  arena: %llu bytes\n", u(m.arena_bytes));
+  std::printf("  lower bound: %llu bytes\n", u(m.lower_bound_bytes));
+  std::printf("  no-reuse sum: %llu bytes\n", u(m.no_reuse_bytes));
+  std::printf("  arena / lower bound: %s\n", ratio_text(m.arena_bytes, m.lower_bound_bytes).c_str());
+  std::printf("  weights: %llu bytes (read in place)\n", u(m.weight_bytes));
+  std::printf("  pinned inputs: %llu bytes, pinned outputs: %llu bytes, workspace: %llu bytes\n",
+              u(m.pinned_input_bytes), u(m.pinned_output_bytes), u(m.workspace_bytes));
+  std::printf("  arena buffers: %d, in-place steps: %d, alias values: %d, device copies: %d\n",
+              m.arena_buffers, m.inplace_steps, m.alias_values, m.copy_steps);
+}
+
+void print_placement_text(const std::vector<runtime::PlacementEntry>& placement) {
+  std::printf("placement: %zu steps\n", placement.size());
+  size_t op_width = 2, node_width = 4, backend_width = 7;
+  for (const runtime::PlacementEntry& p : placement) {
+    op_width = std::max(op_width, p.op.size());
+    node_width = std::max(node_width, p.node.size());
+    backend_width = std::max(backend_width, p.backend.size());
+  }
+  std::printf("  %-*s  %-*s  %-*s  %s\n", static_cast<int>(op_width), "op", static_cast<int>(node_width),
+              "node", static_cast<int>(backend_width), "backend", "kernel");
+  for (const runtime::PlacementEntry& p : placement) {
+    std::printf("  %-*s  %-*s  %-*s  %s\n", static_cast<int>(op_width), p.op.c_str(),
+                static_cast<int>(node_width), p.node.c_str(), static_cast<int>(backend_width),
+                p.backend.c_str(), p.kernel.c_str());
+  }
+}
+
+nlohmann::ordered_json memory_json(const runtime::MemoryReport& m) {
+  nlohmann::ordered_json j;
+  j["reference_executor"] = m.uses_reference_executor;
+  if (m.uses_reference_executor) j["reason"] = m.fallback_reason;
+  j["arena_bytes"] = m.arena_bytes;
+  j["lower_bound_bytes"] = m.lower_bound_bytes;
+  j["no_reuse_bytes"] = m.no_reuse_bytes;
+  j["weight_bytes"] = m.weight_bytes;
+  j["pinned_input_bytes"] = m.pinned_input_bytes;
+  j["pinned_output_bytes"] = m.pinned_output_bytes;
+  j["workspace_bytes"] = m.workspace_bytes;
+  j["arena_buffers"] = m.arena_buffers;
+  j["inplace_steps"] = m.inplace_steps;
+  j["alias_values"] = m.alias_values;
+  j["copy_steps"] = m.copy_steps;
+  return j;
+}
+
+nlohmann::ordered_json placement_json(const std::vector<runtime::PlacementEntry>& placement) {
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const runtime::PlacementEntry& p : placement) {
+    list.push_back({{"op", p.op}, {"node", p.node}, {"backend", p.backend}, {"kernel", p.kernel}});
+  }
+  return list;
+}
+
 }  // namespace
 
 CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
@@ -128,10 +263,23 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
       ->capture_default_str();
   cmd->add_flag("--weights,!--elide-weights", args.print_weights,
                 "Print every constant's values in the IR text (default: elide constants over 16 elements)");
+  cmd->add_flag(
+      "--memory", args.memory,
+      "Plan execution for the input shapes and print the arena size, its lower bound and the no-reuse "
+      "sum (instead of the ops and IR)");
+  cmd->add_flag("--placement", args.placement,
+                "Plan execution for the input shapes and print each node's backend and kernel");
+  cmd->add_option("--input-shape", args.input_shapes,
+                  "Bind input NAME to concrete dims for --memory/--placement (repeat per input; required for "
+                  "inputs with symbolic dims)")
+      ->type_name("NAME=DIMS")
+      ->allow_extra_args(false);
   add_pipeline_options(*cmd, args.pipeline);
   cmd->footer(
       "Examples:\n"
       "  seqrun inspect model.seqrun                 summary and IR after the default passes (-O1)\n"
+      "  seqrun inspect model.onnx --memory --input-shape input_ids=1x1024   arena vs lower bound\n"
+      "  seqrun inspect model.onnx --placement --input-shape x=2x4          backend and kernel per node\n"
       "  seqrun inspect model.onnx -O0               the imported graph, unoptimized\n"
       "  seqrun inspect model.onnx --passes canonicalize --weights\n"
       "  seqrun inspect model.seqrun --format json   one JSON object: inputs, outputs, ops, weights, passes, "
@@ -140,8 +288,49 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
 }
 
 int run_inspect(const InspectArgs& args, const GlobalArgs& global) {
+  std::map<std::string, Shape> shapes;
+  for (const std::string& spec : args.input_shapes) {
+    std::string name;
+    Shape shape;
+    if (!parse_input_shape(spec, name, shape)) {
+      return report_error(fmt::format("--input-shape '{}': expected NAME=DIMS like x=1x1024", spec),
+                          kExitUsage);
+    }
+    if (!shapes.emplace(name, shape).second) {
+      return report_error(fmt::format("--input-shape '{}': input '{}' is given twice", spec, name),
+                          kExitUsage);
+    }
+  }
+  if (!shapes.empty() && !args.memory && !args.placement) {
+    return report_error("--input-shape only applies to --memory and --placement", kExitUsage);
+  }
   Result<OpenedModel> model = open_model(args.model, make_session_options(args.pipeline, global));
   if (!model) return report_error(model.status().message());
+  if (args.memory || args.placement) {
+    const runtime::Session& session = *model->session;
+    Result<std::vector<runtime::InputSpec>> specs = bind_input_shapes(session.graph(), shapes);
+    if (!specs) return report_error(specs.status().message());
+    Result<std::shared_ptr<runtime::ExecutionPlan>> plan = session.plan_for(*specs);
+    if (!plan) return report_error(args.model + ": " + plan.status().message());
+    const runtime::MemoryReport& report = (*plan)->memory_report();
+    if (args.format == "json") {
+      nlohmann::ordered_json j;
+      j["model"] = args.model;
+      j["format"] = model->format;
+      j["input_shapes"] = nlohmann::ordered_json::object();
+      for (size_t i = 0; i < specs->size(); ++i)
+        j["input_shapes"][session.graph().inputs()[i]->name()] = (*specs)[i].shape;
+      if (args.memory) j["memory"] = memory_json(report);
+      if (args.placement) j["placement"] = placement_json((*plan)->placement());
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("model: %s (%s)\n", args.model.c_str(), model->format.c_str());
+    std::printf("input shapes: %s\n", binding_text(session.graph(), *specs).c_str());
+    if (args.memory) print_memory_text(report);
+    if (args.placement) print_placement_text((*plan)->placement());
+    return 0;
+  }
   GraphSummary summary;
   summarize(model->session->graph(), summary);
   PrintOptions print_options;

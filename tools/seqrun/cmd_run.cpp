@@ -78,6 +78,9 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--check-finite", args.check_finite,
                 "Fail, naming the node, when any float result is NaN or Inf");
+  cmd->add_option("--profile", args.profile_path,
+                  "Write a Chrome/Perfetto trace (one event per node: op, shapes, time) to FILE.json")
+      ->type_name("FILE.json");
   add_pipeline_options(*cmd, args.pipeline);
   cmd->footer(
       "Each output prints as one line: name, dtype and shape, min/max/mean (and the NaN count when there are "
@@ -86,7 +89,9 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global) {
       "Examples:\n"
       "  seqrun run model.onnx --input x=x.npy\n"
       "  seqrun run model.seqrun -i tokens=tokens.npy -i mask=mask.npy --output-dir out/\n"
-      "  seqrun run model.onnx --input x=x.npy -O0 --check-finite   unoptimized, stop at the first NaN/Inf");
+      "  seqrun run model.onnx --input x=x.npy -O0 --check-finite   unoptimized, stop at the first NaN/Inf\n"
+      "  seqrun run model.onnx --input x=x.npy --profile trace.json  open in ui.perfetto.dev or "
+      "chrome://tracing");
   return cmd;
 }
 
@@ -118,8 +123,14 @@ int run_run(const RunArgs& args, const GlobalArgs& global) {
     inputs.emplace(name, std::move(t).value());
   }
 
-  Result<std::map<std::string, Tensor>> outputs = session.run(inputs);
+  runtime::Profile profile;
+  Result<std::map<std::string, Tensor>> outputs =
+      session.run(inputs, args.profile_path.empty() ? nullptr : &profile);
   if (!outputs) return report_error(args.model + ": " + outputs.status().message());
+  if (!args.profile_path.empty()) {
+    Status st = profile.write_chrome_trace(args.profile_path);
+    if (!st) return report_error("--profile: " + st.message());
+  }
 
   if (!args.output_dir.empty()) {
     std::error_code ec;
@@ -141,6 +152,9 @@ int run_run(const RunArgs& args, const GlobalArgs& global) {
       line += " -> " + path;
     }
     std::printf("%s\n", line.c_str());
+  }
+  if (!args.profile_path.empty()) {
+    std::printf("profile: %zu events -> %s\n", profile.events().size(), args.profile_path.c_str());
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "backends/registry.h"
 #include "tools/seqrun/cli.h"
 
 #ifndef SEQRUN_VERSION
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", global.threads, "Worker threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option(
+         "--backend", global.backend,
+         "Where nodes run: cpu, cpu-reference, or cuda (GPU 0; nodes without a CUDA kernel run on the CPU)")
+      ->capture_default_str();
   app.footer(
       "Exit codes: 0 ok, 1 the command failed, 2 bad command line.\n"
       "\n"
@@ -68,6 +73,9 @@ int main(int argc, char** argv) {
   }
 
   setup_logging(global.log_level);
+  // An unknown backend, or "cuda" without a usable GPU ("no CUDA device (...)"), fails before any work.
+  const auto backend_list = seqrun::backends::backend_list_by_name(global.backend);
+  if (!backend_list.is_ok()) return report_error(backend_list.status().message());
   if (inspect->parsed()) return run_inspect(inspect_args, global);
   if (run->parsed()) return run_run(run_args, global);
   if (bench->parsed()) return run_bench(bench_args, global);
