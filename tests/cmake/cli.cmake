@@ -72,9 +72,13 @@ seqrun_cli_test(version EXIT 0 ARGS --version STDOUT "^seqrun [0-9]+\\.[0-9]+\\.
 # linear.onnx: y = x @ W + b, W f32[4, 3] (48 bytes) and b f32[3] (12 bytes).
 seqrun_cli_test(inspect_text EXIT 0 ARGS inspect ${SEQRUN_CLI_DATA}/linear.onnx
                 STDOUT "\\(onnx\\)" "inputs:\n  x: f32\\[batch, 4\\]" "outputs:\n  y: f32\\[batch, 3\\]"
-                "ops: 2 nodes" "  Add +1\n" "  MatMul +1\n" "weights: 2 tensors, 60 bytes" "passes: canonicalize")
+                "ops: 1 nodes" "  FusedLinear +1\n" "weights: 2 tensors, 60 bytes" "passes: canonicalize"
+                "fuse-epilogues \\(changed\\)")
+# -O0 shows the graph as imported: MatMul + Add.
+seqrun_cli_test(inspect_text_O0 EXIT 0 ARGS inspect ${SEQRUN_CLI_DATA}/linear.onnx -O0
+                STDOUT "ops: 2 nodes" "  Add +1\n" "  MatMul +1\n")
 seqrun_cli_test(inspect_json EXIT 0 ARGS inspect ${SEQRUN_CLI_DATA}/linear.onnx --format json
-                STDOUT "^{" "\"format\": \"onnx\"" "\"name\": \"x\"" "\"batch\"" "\"MatMul\": 1" "\"bytes\": 60"
+                STDOUT "^{" "\"format\": \"onnx\"" "\"name\": \"x\"" "\"batch\"" "\"FusedLinear\": 1" "\"bytes\": 60"
                 "\"count\": 2" "\"ir\": ")
 seqrun_cli_test(inspect_O0 EXIT 0 ARGS inspect ${SEQRUN_CLI_DATA}/linear.onnx -O0 STDOUT "passes: none")
 seqrun_cli_test(inspect_unknown_pass EXIT 1 ARGS inspect ${SEQRUN_CLI_DATA}/linear.onnx --passes bogus
