@@ -43,6 +43,10 @@ const OpRegistry& OpRegistry::global() {
     ops::register_attention_ops(*r);
     ops::register_control_flow_ops(*r);
     ops::register_fused_ops(*r);
+    ops::register_ssm_ops(*r);
+    ops::register_recurrent_ops(*r);
+    ops::register_misc_ops(*r);
+    ops::register_recurrence_ops(*r);
     return r;
   }();
   return *registry;

@@ -17,12 +17,14 @@ bool known_activation(const std::string& a) {
 Status infer_fused_linear(InferContext& ctx) {
   const std::string activation = ctx.node().get_string("activation", "none");
   if (!known_activation(activation)) {
-    return make_error("activation '{}' is not none, relu, gelu, gelu_tanh, silu, sigmoid or tanh", activation);
+    return make_error("activation '{}' is not none, relu, gelu, gelu_tanh, silu, sigmoid or tanh",
+                      activation);
   }
   const TensorType& x = ctx.input_type(0);
   const TensorType& w = ctx.input_type(1);
   const DType dt = x.dtype() != DType::undefined ? x.dtype() : w.dtype();
-  if (dt != DType::undefined && !is_float(dt)) return make_error("x must be a float tensor, got {}", dtype_name(dt));
+  if (dt != DType::undefined && !is_float(dt))
+    return make_error("x must be a float tensor, got {}", dtype_name(dt));
   const bool trans_b = ctx.node().get_int("transB", 0) != 0;
   if (w.has_rank() && w.rank() != 2) {
     return make_error("W must be 2-D ({}), got {}", trans_b ? "[out, in]" : "[in, out]", w.to_string());

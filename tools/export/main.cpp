@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "backends/registry.h"
 #include "ir/serialize.h"
+#include "models/rwkv/rwkv_builder.h"
 #include "passes/pass.h"
 #include "tools/export/conformance.h"
 #include "tools/export/onnx_import.h"
@@ -27,6 +29,11 @@ struct ConvertArgs {
   std::string external_data_dir;
 };
 
+struct RwkvArgs {
+  std::string input;
+  std::string output;
+};
+
 struct CheckArgs {
   std::vector<std::string> dirs;
   int opt_level = 1;
@@ -34,6 +41,7 @@ struct CheckArgs {
   CLI::Option* passes_option = nullptr;
   std::string exclude_file;
   bool skip_unsupported = false;
+  std::string backend = "cpu";  // --backend (backends/registry.h)
 };
 
 int run_convert(const ConvertArgs& args) {
@@ -53,6 +61,33 @@ int run_convert(const ConvertArgs& args) {
   return 0;
 }
 
+int run_rwkv(const RwkvArgs& args) {
+  namespace rwkv = seqrun::models::rwkv;
+  auto file = rwkv::read_rwkv_file(args.input);
+  if (!file) return report_error(file.status().message(), kExitFailed);
+  auto built = rwkv::build_rwkv_graph(file.value());
+  if (!built) return report_error(built.status().message(), kExitFailed);
+  const rwkv::RwkvModelInfo& info = built.value().info;
+  seqrun::SaveOptions save;
+  save.producer = "seqrun-export";
+  save.metadata["source_format"] = "rwkv.cpp";
+  save.metadata["source_file"] = std::filesystem::path(args.input).filename().string();
+  save.metadata["rwkv_version"] = rwkv::rwkv_arch_name(info.arch);
+  save.metadata["rwkv_state"] =
+      "inputs after tokens: state.<layer>.{att_shift, wkv, ffn_shift}, zeros to start; "
+      "outputs after logits: the new states in the same order";
+  const seqrun::Graph& g = *built.value().graph;
+  seqrun::Status st = seqrun::save_model(g, args.output, save);
+  if (!st) return report_error(st.message(), kExitFailed);
+  std::printf(
+      "wrote %s: RWKV v%s, %lld layers, n_embed %lld, vocab %lld: %d nodes, %zu inputs, %zu outputs, "
+      "%zu bytes of constants\n",
+      args.output.c_str(), rwkv::rwkv_arch_name(info.arch), static_cast<long long>(info.n_layer),
+      static_cast<long long>(info.n_embed), static_cast<long long>(info.n_vocab), g.num_nodes(),
+      g.inputs().size(), g.outputs().size(), g.constant_bytes());
+  return 0;
+}
+
 int run_check(const CheckArgs& args) {
   seqrun::conformance::CheckOptions options;
   options.opt_level = args.opt_level;
@@ -64,6 +99,9 @@ int run_check(const CheckArgs& args) {
     options.passes = names;
   }
   options.skip_unsupported = args.skip_unsupported;
+  auto backend_list = seqrun::backends::backend_list_by_name(args.backend);
+  if (!backend_list) return report_error(backend_list.status().message(), kExitFailed);
+  options.backends = backend_list.value();
   if (!args.exclude_file.empty()) {
     auto excluded = seqrun::conformance::read_exclude_file(args.exclude_file);
     if (!excluded) return report_error(excluded.status().message(), kExitUsage);
@@ -87,6 +125,7 @@ int main(int argc, char** argv) {
       "\n"
       "Examples:\n"
       "  seqrun-export onnx model.onnx -o model.seqrun\n"
+      "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun\n"
       "  seqrun-export check tests/data/onnx-node                      every test folder inside\n"
       "  seqrun-export check -O0 tests/data/onnx-node/test_gelu_tanh_1  one test, no passes\n"
       "  seqrun-export check --passes canonicalize --exclude tests/conformance-exclude.txt DIR\n"
@@ -107,6 +146,21 @@ int main(int argc, char** argv) {
   convert->add_option("-o,--output", convert_args.output, "The .seqrun file to write")->required();
   convert->add_option("--external-data-dir", convert_args.external_data_dir,
                       "Where tensors stored as external data live (default: the model's folder)");
+
+  RwkvArgs rwkv_args;
+  CLI::App* rwkv =
+      app.add_subcommand("rwkv", "Convert an rwkv.cpp model file (RWKV v4, v5.1, v5.2, v7) into .seqrun");
+  rwkv->footer(
+      "Reads an FP32 or FP16 rwkv.cpp file and writes the sequence graph with explicit state:\n"
+      "  inputs  tokens i64[batch, seq], then per layer state.<i>.att_shift, state.<i>.wkv, "
+      "state.<i>.ffn_shift\n"
+      "  outputs logits f32[batch, seq, vocab], then the new states in the same order.\n"
+      "Zero states start a sequence; feed the new states back to continue it (one token or many at a time).\n"
+      "\n"
+      "Example:\n"
+      "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun");
+  rwkv->add_option("input", rwkv_args.input, "The rwkv.cpp .bin file")->required()->check(CLI::ExistingFile);
+  rwkv->add_option("-o,--output", rwkv_args.output, "The .seqrun file to write")->required();
 
   CheckArgs check_args;
   CLI::App* check = app.add_subcommand("check", "Run ONNX backend test folders and compare every output");
@@ -139,6 +193,11 @@ int main(int argc, char** argv) {
       ->add_option("--exclude", check_args.exclude_file,
                    "File of '<test-name>  # reason' lines (fnmatch patterns allowed); those tests print SKIP")
       ->check(CLI::ExistingFile);
+  check
+      ->add_option(
+          "--backend", check_args.backend,
+          "Where nodes run: cpu, cpu-reference, or cuda (nodes without a CUDA kernel run on the CPU)")
+      ->capture_default_str();
   check->add_flag(
       "--skip-unsupported", check_args.skip_unsupported,
       "Print SKIP instead of ERROR for models with ops, dtypes or attribute forms seqrun does not "
@@ -152,6 +211,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::warn);
   if (convert->parsed()) return run_convert(convert_args);
+  if (rwkv->parsed()) return run_rwkv(rwkv_args);
   if (check->parsed()) return run_check(check_args);
   return report_error("no command given (see 'seqrun-export --help')", kExitUsage);
 }
