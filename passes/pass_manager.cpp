@@ -4,6 +4,10 @@
 #include "ir/infer.h"
 #include "ir/verify.h"
 #include "passes/canonicalize.h"
+#include "passes/fold_batchnorm.h"
+#include "passes/fuse_attention.h"
+#include "passes/fuse_epilogues.h"
+#include "passes/fuse_ssm_scan.h"
 #include "passes/pass.h"
 
 namespace seqrun::passes {
@@ -11,6 +15,10 @@ namespace seqrun::passes {
 const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
   static const std::vector<std::pair<std::string, PassFactory>> registry = {
       {"canonicalize", [] { return std::unique_ptr<Pass>(new CanonicalizePass()); }},
+      {"fuse-ssm-scan", [] { return std::unique_ptr<Pass>(new FuseSsmScanPass()); }},
+      {"fuse-attention", [] { return std::unique_ptr<Pass>(new FuseAttentionPass()); }},
+      {"fold-batchnorm", [] { return std::unique_ptr<Pass>(new FoldBatchNormPass()); }},
+      {"fuse-epilogues", [] { return std::unique_ptr<Pass>(new FuseEpiloguesPass()); }},
   };
   return registry;
 }
@@ -24,7 +32,7 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
 
 std::vector<std::string> pipeline_for_level(int level) {
   if (level <= 0) return {};
-  return {"canonicalize"};
+  return {"canonicalize", "fuse-ssm-scan", "fuse-attention", "fold-batchnorm", "fuse-epilogues"};
 }
 
 Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {

@@ -57,7 +57,7 @@ inline __m256 exp(__m256 x) {
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 high part: exact products
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);      // ln2 low part
-  static constexpr float kTaylor[] = {1.0f,         1.0f,          0.5f,           1.0f / 6.0f,
+  static constexpr float kTaylor[] = {1.0f,         1.0f,          0.5f,          1.0f / 6.0f,
                                       1.0f / 24.0f, 1.0f / 120.0f, 1.0f / 720.0f, 1.0f / 5040.0f};
   const __m256 p = poly(r, kTaylor);
   const __m256i ni = _mm256_cvtps_epi32(n);
@@ -79,8 +79,12 @@ inline __m256 sigmoid(__m256 x) {
 // |x| < 0.55: x P(x^2) (degree 5 in x^2, fitted); otherwise sign(x) (1 - 2 / (e^{2|x|} + 1)), whose
 // cancellation is harmless there (tanh(0.55) = 0.5).
 inline __m256 tanh(__m256 x) {
-  static constexpr float kSmall[] = {1.0f,         -0.33333316445350647f,  0.13332557678222656f,
-                                     -0.05385058745741844f, 0.021066833287477493f, -0.006269155535846949f};
+  static constexpr float kSmall[] = {1.0f,
+                                     -0.33333316445350647f,
+                                     0.13332557678222656f,
+                                     -0.05385058745741844f,
+                                     0.021066833287477493f,
+                                     -0.006269155535846949f};
   const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
   const __m256 ax = abs(x);
   const __m256 small = _mm256_mul_ps(x, poly(_mm256_mul_ps(x, x), kSmall));
@@ -93,7 +97,7 @@ inline __m256 tanh(__m256 x) {
 
 // erf(x) / x = Q(x^2) for |x| < 0.75 (degree 5 in x^2, fitted).
 inline __m256 erf_small(__m256 x) {
-  static constexpr float kSmall[] = {1.128379225730896f,     -0.376126229763031f,   0.11283425241708755f,
+  static constexpr float kSmall[] = {1.128379225730896f,    -0.376126229763031f,   0.11283425241708755f,
                                      -0.02683674730360508f, 0.005118277855217457f, -0.0006775668007321656f};
   return _mm256_mul_ps(x, poly(_mm256_mul_ps(x, x), kSmall));
 }
@@ -102,9 +106,9 @@ inline __m256 erf_small(__m256 x) {
 // degree 8 fitted to erfc(z) e^{z^2} on [0.75, 10.1]. Splitting z^2 keeps e^{-z^2} (and so erfc)
 // relative-accurate in the far tail. Beyond 10.1 erfc underflows to 0; z is clamped there.
 inline __m256 erfc_large(__m256 z, __m256 sq_hi, __m256 sq_lo) {
-  static constexpr float kR[] = {2.1204741642577574e-06f, 0.394877552986145f,    0.3954262137413025f,
-                                 0.29727670550346375f,    0.0896599069237709f,   0.011184894479811192f,
-                                 -0.6637271046638489f,    0.7126460075378418f,   -0.23896728456020355f};
+  static constexpr float kR[] = {2.1204741642577574e-06f, 0.394877552986145f,  0.3954262137413025f,
+                                 0.29727670550346375f,    0.0896599069237709f, 0.011184894479811192f,
+                                 -0.6637271046638489f,    0.7126460075378418f, -0.23896728456020355f};
   const __m256 limit = _mm256_set1_ps(10.5f);
   z = _mm256_min_ps(limit, z);
   sq_hi = _mm256_min_ps(_mm256_set1_ps(10.5f * 10.5f), sq_hi);  // inf - inf would make NaN below

@@ -21,9 +21,13 @@ std::unique_ptr<Kernel> make_linear_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_fused_linear_kernel(const KernelInfo& info);
 // onednn_conv.cpp
 std::unique_ptr<Kernel> make_conv_kernel(const KernelInfo& info);
+// avx2_depthwise_conv1d.cpp: 1-D depthwise Conv with stride 1 (preferred over oneDNN for that shape)
+std::unique_ptr<Kernel> make_depthwise_conv1d_kernel(const KernelInfo& info);
 // deform_conv.cpp
 std::unique_ptr<Kernel> make_deform_conv_kernel(const KernelInfo& info);
-// avx2_softmax_norm.cpp: Softmax and LogSoftmax; LayerNormalization; RMSNormalization
+// onednn_softmax.cpp: Softmax and LogSoftmax (preferred)
+std::unique_ptr<Kernel> make_onednn_softmax_kernel(const KernelInfo& info);
+// avx2_softmax_norm.cpp: Softmax and LogSoftmax (fallback); LayerNormalization; RMSNormalization
 std::unique_ptr<Kernel> make_softmax_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_layer_norm_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_rms_norm_kernel(const KernelInfo& info);

@@ -26,14 +26,21 @@ void add(KernelFactoryRegistry& registry, const char* op, KernelFactoryFn factor
 }  // namespace
 
 void register_cpu_kernels(KernelFactoryRegistry& registry) {
+#if SEQRUN_HAVE_ONEDNN  // the factories in the oneDNN files (SEQRUN_ONEDNN=OFF leaves those files out)
   add(registry, "MatMul", make_matmul_kernel);
   add(registry, "Gemm", make_gemm_kernel);
   add(registry, "Linear", make_linear_kernel);
   add(registry, "FusedLinear", make_fused_linear_kernel);
+  add(registry, "Conv", make_depthwise_conv1d_kernel);  // faster than oneDNN for that shape
   add(registry, "Conv", make_conv_kernel);
   add(registry, "DeformConv", make_deform_conv_kernel);
-  add(registry, "Softmax", make_softmax_kernel);
-  add(registry, "LogSoftmax", make_softmax_kernel);
+#endif
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+#if SEQRUN_HAVE_ONEDNN
+    add(registry, op, make_onednn_softmax_kernel);  // faster where oneDNN has AVX-512
+#endif
+    add(registry, op, make_softmax_kernel);
+  }
   add(registry, "LayerNormalization", make_layer_norm_kernel);
   add(registry, "RMSNormalization", make_rms_norm_kernel);
   for (int i = 0; i < kNumUnaryOps; ++i) add(registry, kUnaryOps[i], make_unary_kernel);

@@ -20,7 +20,8 @@ dims row_major_strides(const dims& d) {
 }
 
 dnnl::memory::desc f32_desc(const dims& d, const dims& strides) {
-  return dnnl::memory::desc(d, dnnl::memory::data_type::f32, strides.empty() ? row_major_strides(d) : strides);
+  return dnnl::memory::desc(d, dnnl::memory::data_type::f32,
+                            strides.empty() ? row_major_strides(d) : strides);
 }
 
 void BoundPrimitive::init(dnnl::primitive primitive, const dnnl::memory::desc& scratchpad,
@@ -76,7 +77,8 @@ Status BoundPrimitive::execute(const Node* node, void* workspace) {
     if (has_scratchpad_) set(DNNL_ARG_SCRATCHPAD, static_cast<char*>(workspace) + scratchpad_offset_);
     const dnnl_status_t st = dnnl_primitive_execute(primitive_.get(), stream().get(),
                                                     static_cast<int>(c_args_.size()), c_args_.data());
-    if (st != dnnl_success) return node_error(node, "oneDNN execute failed (status {})", static_cast<int>(st));
+    if (st != dnnl_success)
+      return node_error(node, "oneDNN execute failed (status {})", static_cast<int>(st));
     stream().wait();  // a no-op for the OpenMP CPU runtime, which executes synchronously
   } catch (const dnnl::error& e) {
     return node_error(node, "oneDNN: {}", e.what());

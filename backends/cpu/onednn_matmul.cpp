@@ -9,6 +9,7 @@
 #include <cmath>
 #include <optional>
 
+#include "backends/cpu/cpu_common.h"
 #include "backends/cpu/cpu_factories.h"
 #include "backends/cpu/onednn_common.h"
 
@@ -76,8 +77,9 @@ class OnednnMatmulKernel : public Kernel {
   Status prepare(const KernelInfo& info) override {
     if (!pack_weights_ || packed_) return Status::ok();
     try {
-      primitive_.bind_owned(DNNL_ARG_WEIGHTS,
-                            onednn::pack_constant(wei_user_md_, info.inputs[spec_.wei_input].data, packed_md_));
+      primitive_.bind_owned(
+          DNNL_ARG_WEIGHTS,
+          onednn::pack_constant(wei_user_md_, info.inputs[spec_.wei_input].data, packed_md_));
     } catch (const dnnl::error& e) {
       return node_error(node_, "oneDNN weight packing: {}", e.what());
     }

@@ -75,5 +75,6 @@ void register_ssm_kernels(KernelRegistry& r);    // ssm.cpp: SelectiveScan
 void register_recurrent_kernels(KernelRegistry& r);  // recurrent.cpp: RNN, LSTM, GRU
 void register_misc_kernels(KernelRegistry& r);       // misc*.cpp: quantization, GridSample, DFT, ...
 void register_recurrence_kernels(KernelRegistry& r);  // recurrence.cpp: TokenShift, RWKV4WKV
+void register_mixed_chunk_attention_kernels(KernelRegistry& r);  // mixed_chunk_attention.cpp
 
 }  // namespace seqrun::reference
