@@ -238,6 +238,11 @@ Result<Backend*> cuda_backend() {
   return static_cast<Backend*>(o.backend);
 }
 
+Result<std::unique_ptr<Backend>> make_cuda_backend() {
+  SEQRUN_ASSIGN(std::unique_ptr<cuda::CudaContext> ctx, cuda::CudaContext::create(0));
+  return std::unique_ptr<Backend>(new cuda::CudaBackend(std::move(ctx)));
+}
+
 std::string cuda_device_description() {
   const cuda::Opened& o = cuda::opened();
   if (o.backend == nullptr) return o.status.message();

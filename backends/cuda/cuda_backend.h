@@ -16,6 +16,7 @@
 // The process-wide backend uses device 0; runs of several plans share its stream (correct, serialized).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "backends/backend.h"
@@ -26,6 +27,10 @@ namespace seqrun::backends {
 // The process-wide CUDA backend on device 0, created on first use, or the reason there is none:
 // "no CUDA device (<CUDA error text>)".
 Result<Backend*> cuda_backend();
+
+// A new CUDA backend on device 0 with its own stream and cuBLASLt handle (for a session that wants its own
+// stream); the same error as cuda_backend() when there is no device.
+Result<std::unique_ptr<Backend>> make_cuda_backend();
 
 // One line about the device the backend uses: name, compute capability, multiprocessors, memory,
 // driver and runtime versions; or the reason there is no device.

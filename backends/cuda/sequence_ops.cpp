@@ -195,6 +195,12 @@ std::unique_ptr<Kernel> make_linear_attention(const KernelInfo& info, CudaContex
   for (size_t i = 0; i < info.inputs.size() && i < 6; ++i) {
     if (info.input_present(static_cast<int>(i)) && info.inputs[i].dtype != dt) return nullptr;
   }
+  // seqrun's extensions after the six ONNX inputs (RWKV bonus u, generalized-delta a/b) have no CUDA
+  // kernel yet: decline so the CPU runs them rather than silently dropping an input.
+  for (size_t i = 6; i < info.inputs.size(); ++i) {
+    if (info.input_present(static_cast<int>(i))) return nullptr;
+  }
+  if (node.get_string("update_rule", "gated_delta") == "generalized_delta") return nullptr;
   for (const TensorArg& o : info.outputs) {
     if (o.dtype != dt) return nullptr;
   }

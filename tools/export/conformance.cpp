@@ -265,6 +265,7 @@ TestResult run_test(const std::string& test_dir, const CheckOptions& options) {
   runtime::SessionOptions session_options;
   session_options.opt_level = options.opt_level;
   session_options.passes = options.passes;
+  session_options.backends = options.backends;
   auto session = runtime::Session::from_graph(std::move(graph).value(), session_options);
   if (!session) return fail(Outcome::Error, "passes: " + session.status().message());
   result.has_graph = true;

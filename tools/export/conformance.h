@@ -19,6 +19,10 @@
 #include "ir/status.h"
 #include "ir/tensor.h"
 
+namespace seqrun::backends {
+class Backend;
+}  // namespace seqrun::backends
+
 namespace seqrun::conformance {
 
 struct Tolerance {
@@ -28,6 +32,7 @@ struct Tolerance {
 
 struct CheckOptions {
   int opt_level = 1;
+  std::vector<backends::Backend*> backends;        // placement order; empty = the CPU backend
   std::optional<std::vector<std::string>> passes;  // overrides opt_level when set
   std::map<std::string, std::string> excluded;     // test name (or fnmatch pattern) -> reason
   bool skip_unsupported = false;

@@ -8,8 +8,10 @@
 
 #include "backends/registry.h"
 #include "ir/serialize.h"
+#include "models/builders.h"
 #include "models/rwkv/rwkv_builder.h"
 #include "passes/pass.h"
+#include "runtime/tokenizer.h"
 #include "tools/export/conformance.h"
 #include "tools/export/onnx_import.h"
 
@@ -23,15 +25,28 @@ int report_error(const std::string& message, int code) {
   return code;
 }
 
+// --tokenizer PATH: stores a tokenizer in the model metadata (runtime/tokenizer.h) for `seqrun tokenize`.
+void add_tokenizer_option(CLI::App* cmd, std::string& path) {
+  cmd->add_option("--tokenizer", path,
+                  "Store this tokenizer in the model: 'bytes', a tokenizer.json, a SentencePiece .model, "
+                  "encoder.json (+ vocab.bpe beside it), or a folder holding one of them");
+}
+seqrun::Status store_tokenizer(const std::string& path, seqrun::SaveOptions& save) {
+  if (path.empty()) return seqrun::Status::ok();
+  return seqrun::runtime::tokenizer_to_metadata_from_path(path, save.metadata).with_context("--tokenizer");
+}
+
 struct ConvertArgs {
   std::string input;
   std::string output;
+  std::string tokenizer;
   std::string external_data_dir;
 };
 
 struct RwkvArgs {
   std::string input;
   std::string output;
+  std::string tokenizer;
 };
 
 struct CheckArgs {
@@ -53,6 +68,8 @@ int run_convert(const ConvertArgs& args) {
   save.producer = "seqrun-export";
   save.metadata["source_format"] = "onnx";
   save.metadata["source_file"] = std::filesystem::path(args.input).filename().string();
+  seqrun::Status tokenizer = store_tokenizer(args.tokenizer, save);
+  if (!tokenizer) return report_error(tokenizer.message(), kExitFailed);
   seqrun::Status st = seqrun::save_model(*graph.value(), args.output, save);
   if (!st) return report_error(st.message(), kExitFailed);
   const seqrun::Graph& g = *graph.value();
@@ -76,6 +93,10 @@ int run_rwkv(const RwkvArgs& args) {
   save.metadata["rwkv_state"] =
       "inputs after tokens: state.<layer>.{att_shift, wkv, ffn_shift}, zeros to start; "
       "outputs after logits: the new states in the same order";
+  // rwkv.cpp's tiny models have a byte-level vocabulary (256 ids = UTF-8 bytes): store it unless told otherwise.
+  const std::string tokenizer_path = args.tokenizer.empty() && info.n_vocab == 256 ? "bytes" : args.tokenizer;
+  seqrun::Status tokenizer = store_tokenizer(tokenizer_path, save);
+  if (!tokenizer) return report_error(tokenizer.message(), kExitFailed);
   const seqrun::Graph& g = *built.value().graph;
   seqrun::Status st = seqrun::save_model(g, args.output, save);
   if (!st) return report_error(st.message(), kExitFailed);
@@ -85,6 +106,31 @@ int run_rwkv(const RwkvArgs& args) {
       args.output.c_str(), rwkv::rwkv_arch_name(info.arch), static_cast<long long>(info.n_layer),
       static_cast<long long>(info.n_embed), static_cast<long long>(info.n_vocab), g.num_nodes(),
       g.inputs().size(), g.outputs().size(), g.constant_bytes());
+  return 0;
+}
+
+struct HfArgs {
+  std::string dir;
+  std::string output;
+  std::string tokenizer;
+};
+
+// Builds the graph of a checkpoint folder (models/builders.h) and saves it with the builder's metadata.
+int run_hf(const HfArgs& args) {
+  auto built = seqrun::models::build_model_from_checkpoint_dir(args.dir);
+  if (!built) return report_error(built.status().message(), kExitFailed);
+  seqrun::SaveOptions save;
+  save.producer = "seqrun-export";
+  save.metadata = built.value().metadata;
+  save.metadata["source_dir"] = std::filesystem::path(args.dir).lexically_normal().filename().string();
+  seqrun::Status tokenizer = store_tokenizer(args.tokenizer, save);
+  if (!tokenizer) return report_error(tokenizer.message(), kExitFailed);
+  const seqrun::Graph& g = *built.value().graph;
+  seqrun::Status st = seqrun::save_model(g, args.output, save);
+  if (!st) return report_error(st.message(), kExitFailed);
+  std::printf("wrote %s: %s, %d nodes, vocab %s, %zu bytes of constants\n", args.output.c_str(),
+              save.metadata["architecture"].c_str(), g.num_nodes(), save.metadata["vocab_size"].c_str(),
+              g.constant_bytes());
   return 0;
 }
 
@@ -126,6 +172,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  seqrun-export onnx model.onnx -o model.seqrun\n"
       "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun\n"
+      "  seqrun-export hf path/to/checkpoint -o model.seqrun\n"
       "  seqrun-export check tests/data/onnx-node                      every test folder inside\n"
       "  seqrun-export check -O0 tests/data/onnx-node/test_gelu_tanh_1  one test, no passes\n"
       "  seqrun-export check --passes canonicalize --exclude tests/conformance-exclude.txt DIR\n"
@@ -144,6 +191,7 @@ int main(int argc, char** argv) {
       "  seqrun-export onnx model.onnx -o model.seqrun");
   convert->add_option("input", convert_args.input, "The .onnx file")->required()->check(CLI::ExistingFile);
   convert->add_option("-o,--output", convert_args.output, "The .seqrun file to write")->required();
+  add_tokenizer_option(convert, convert_args.tokenizer);
   convert->add_option("--external-data-dir", convert_args.external_data_dir,
                       "Where tensors stored as external data live (default: the model's folder)");
 
@@ -161,6 +209,22 @@ int main(int argc, char** argv) {
       "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun");
   rwkv->add_option("input", rwkv_args.input, "The rwkv.cpp .bin file")->required()->check(CLI::ExistingFile);
   rwkv->add_option("-o,--output", rwkv_args.output, "The .seqrun file to write")->required();
+  add_tokenizer_option(rwkv, rwkv_args.tokenizer);
+
+  HfArgs hf_args;
+  CLI::App* hf = app.add_subcommand("hf", "Convert a checkpoint folder (safetensors + config.json) into .seqrun");
+  hf->footer(
+      "DIR holds config.json and model.safetensors, or shards listed in model.safetensors.index.json.\n"
+      "Architectures: gpt2, llama, mamba (chosen by config model_type or architectures), and Mamba in the\n"
+      "original state-spaces layout (config d_model / n_layer / ssm_cfg). F32, F16 and BF16 weights (f16/bf16\n"
+      "are stored as f32). The model takes input_ids i64[batch, seq] and returns logits f32[batch, seq, vocab];\n"
+      "its metadata records architecture, vocab_size and the config's bos/eos/pad token ids.\n"
+      "\n"
+      "Example:\n"
+      "  seqrun-export hf tests/data/hf/gpt2_fp32 -o gpt2.seqrun");
+  hf->add_option("dir", hf_args.dir, "The checkpoint folder")->required()->check(CLI::ExistingDirectory);
+  hf->add_option("-o,--output", hf_args.output, "The .seqrun file to write")->required();
+  add_tokenizer_option(hf, hf_args.tokenizer);
 
   CheckArgs check_args;
   CLI::App* check = app.add_subcommand("check", "Run ONNX backend test folders and compare every output");
@@ -212,6 +276,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   if (convert->parsed()) return run_convert(convert_args);
   if (rwkv->parsed()) return run_rwkv(rwkv_args);
+  if (hf->parsed()) return run_hf(hf_args);
   if (check->parsed()) return run_check(check_args);
   return report_error("no command given (see 'seqrun-export --help')", kExitUsage);
 }

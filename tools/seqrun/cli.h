@@ -58,6 +58,12 @@ int run_run(const RunArgs& args, const GlobalArgs& global);
 struct BenchArgs;
 CLI::App* add_bench_command(CLI::App& app, BenchArgs& args, GlobalArgs& global);
 int run_bench(const BenchArgs& args, const GlobalArgs& global);
+struct TokenizeArgs;
+CLI::App* add_tokenize_command(CLI::App& app, TokenizeArgs& args);
+int run_tokenize(const TokenizeArgs& args, const GlobalArgs& global);
+struct GenerateArgs;
+CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args, GlobalArgs& global);
+int run_generate(const GenerateArgs& args, const GlobalArgs& global);
 
 struct InspectArgs {
   std::string model;
@@ -89,6 +95,32 @@ struct BenchArgs {
   bool load_only = false;
   std::string output_dir;
   bool json = false;
+  PipelineArgs pipeline;
+};
+
+struct TokenizeArgs {
+  std::string model;
+  std::string text;                    // --text: encode
+  std::string ids;                     // --ids 1,2,3: decode
+  bool pieces = false;                 // --pieces: one line per token
+  CLI::Option* text_option = nullptr;  // to tell "--text ''" from no --text
+  CLI::Option* ids_option = nullptr;
+};
+
+struct GenerateArgs {
+  std::string model;
+  std::string prompt;
+  int64_t max_tokens = 100;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  CLI::Option* seed_option = nullptr;  // no --seed: a random seed
+  std::vector<std::string> stop;
+  int64_t max_context = 0;    // 0: the model's max_position_embeddings, else no bound
+  int64_t prefill_chunk = 0;  // --seq-prefill-chunk
+  bool stats = false;
+  bool no_echo = false;
   PipelineArgs pipeline;
 };
 

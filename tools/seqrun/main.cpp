@@ -1,4 +1,4 @@
-// seqrun: the command-line front end — global options, logging setup and dispatch to inspect / run / bench.
+// seqrun: the command-line front end — global options, logging setup and dispatch to the subcommands.
 #include <cstdio>
 #include <cstdlib>
 
@@ -52,15 +52,21 @@ int main(int argc, char** argv) {
       "  seqrun run model.onnx --input x=x.npy --output-dir out/\n"
       "  seqrun --log-level debug run model.seqrun -i x=x.npy\n"
       "  seqrun bench model.seqrun -i x=x.npy --warmup 3 --repeat 10\n"
+      "  seqrun tokenize gpt2.seqrun --text 'Hello world'   (the tokenizer stored in the model)\n"
+      "  seqrun generate rwkv.seqrun --prompt 'Once upon a time' --max-tokens 100 --seed 1 --stats\n"
       "\n"
       "Run 'seqrun <command> --help' for a command's options.");
 
   InspectArgs inspect_args;
   RunArgs run_args;
   BenchArgs bench_args;
+  TokenizeArgs tokenize_args;
+  GenerateArgs generate_args;
   CLI::App* inspect = add_inspect_command(app, inspect_args);
   CLI::App* run = add_run_command(app, run_args, global);
   CLI::App* bench = add_bench_command(app, bench_args, global);
+  CLI::App* tokenize = add_tokenize_command(app, tokenize_args);
+  CLI::App* generate = add_generate_command(app, generate_args, global);
 
   try {
     app.parse(argc, argv);
@@ -79,5 +85,7 @@ int main(int argc, char** argv) {
   if (inspect->parsed()) return run_inspect(inspect_args, global);
   if (run->parsed()) return run_run(run_args, global);
   if (bench->parsed()) return run_bench(bench_args, global);
+  if (tokenize->parsed()) return run_tokenize(tokenize_args, global);
+  if (generate->parsed()) return run_generate(generate_args, global);
   return report_error("no command given (see 'seqrun --help')", kExitUsage);
 }

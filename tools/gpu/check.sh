@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The one-call GPU check: run on the GPU machine, from the repository root, with build-gpu/pack (made by
+# tools/gpu/pack.sh on a build machine: seqrun-gpu-pack.tar.xz, unpacked here to a temporary folder)
+# carried along:
+#
+#   bash tools/gpu/check.sh
+#
+# Steps, each under its own timeout inside a 400 s overall budget; a failing step does not stop the next:
+#   info        nvidia-smi -L, driver/CUDA/torch versions, the pack's libraries resolved
+#   unit        test_cuda_backend (every CUDA kernel family against naive loops)
+#   optest      seqrun-optest --backend cuda (every op with a CUDA kernel against the CPU reference kernels)
+#   onnx-node   seqrun-export check --backend cuda on tests/data/onnx-node (CPU fallback per node)
+#   models      seqrun-export check --backend cuda on tests/data/models
+#   torch-sdpa  tools/gpu/bench_attention.py (PyTorch scaled_dot_product_attention, bf16, B=4, H=16x64)
+#   seqrun-attn seqrun-attention-bench on the same shapes (also spot-checks every result)
+#   optest-perf seqrun-optest --perf --backend cuda --op Attention
+# Full logs go to $OUT/check-all.log and the summary to $OUT/summary.txt ($OUT defaults to
+# build-gpu/check-logs); the summary table is printed last. Exit code 1 when a correctness step (unit,
+# optest, onnx-node, models, seqrun-attn) failed or timed out.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+ARCHIVE="$ROOT/build-gpu/pack/seqrun-gpu-pack.tar.xz"
+OUT_DIR="${OUT:-$ROOT/build-gpu/check-logs}"
+LOGS=$(mktemp -d /tmp/seqrun-check.XXXXXX)
+mkdir -p "$OUT_DIR"
+START=$(date +%s)
+BUDGET_S=${SEQRUN_CHECK_BUDGET_S:-400}
+FAILED=0
+ROWS=()
+
+# Unpack the binaries and their libraries (tar with xz, or Python's tarfile where xz is missing).
+PACK="$LOGS/pack"
+mkdir -p "$PACK"
+if [[ ! -f "$ARCHIVE" ]]; then
+  echo "check.sh: error: $ARCHIVE is missing: run tools/gpu/pack.sh on the build machine and carry build-gpu/pack" >&2
+  exit 1
+fi
+if ! tar -xJf "$ARCHIVE" -C "$PACK" 2>/dev/null; then
+  env -u LD_LIBRARY_PATH python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+    "$ARCHIVE" "$PACK" || { echo "check.sh: error: cannot unpack $ARCHIVE" >&2; exit 1; }
+fi
+BIN="$PACK/bin"
+chmod +x "$BIN"/* 2>/dev/null
+
+# Our binaries see the pack's libraries and the machine's CUDA; python (torch) does not see ours.
+LIBS="$PACK/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib"
+if ! env LD_LIBRARY_PATH="$LIBS" ldd "$BIN/test_cuda_backend" | grep -q "libcublasLt.so.* => /"; then
+  # No CUDA in /usr/local/cuda: PyTorch's pip wheels carry the same libraries.
+  extra=$(find /usr/local /opt /usr/lib -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+  [[ -n "$extra" ]] && LIBS="$LIBS:$(dirname "$extra")"
+  extra=$(find /usr/local /opt /usr/lib -name 'libcudart.so.13*' 2>/dev/null | head -1)
+  [[ -n "$extra" ]] && LIBS="$LIBS:$(dirname "$extra")"
+fi
+
+# run_step NAME KIND(check|bench) CAP_S SUMMARY_REGEX COMMAND...: runs COMMAND under min(CAP_S, time left),
+# logs it, records status, time and the last line matching SUMMARY_REGEX.
+run_step() {
+  local name=$1 kind=$2 cap=$3 pattern=$4
+  shift 4
+  local now left limit t0 rc status summary secs
+  now=$(date +%s)
+  left=$((START + BUDGET_S - now))
+  limit=$((cap < left ? cap : left))
+  local log="$LOGS/$name.log"
+  if ((limit < 5)); then
+    status="SKIPPED"
+    summary="no time left in the ${BUDGET_S}s budget"
+    rc=124
+    echo "$summary" >"$log"
+  else
+    t0=$(date +%s.%N)
+    echo "== [$name] $* (timeout ${limit}s)"
+    timeout -k 5 "$limit" "$@" >"$log" 2>&1
+    rc=$?
+    secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    if ((rc == 0)); then
+      status="ok"
+    elif ((rc == 124 || rc == 137)); then
+      status="TIMEOUT"
+    else
+      status="FAIL($rc)"
+    fi
+    summary=$(grep -E "$pattern" "$log" | tail -1 | cut -c1-110)
+    [[ -n "$summary" ]] || summary=$(tail -1 "$log" | cut -c1-110)
+  fi
+  if [[ "$status" != "ok" && "$kind" == "check" ]]; then FAILED=1; fi
+  if [[ "$status" != "ok" ]]; then
+    echo "---- last lines of $name ----"
+    grep -E "FAIL|error|Error|SKIP backend|failed" "$log" | head -20
+    tail -8 "$log"
+    echo "-----------------------------"
+  fi
+  ROWS+=("$(printf '%-12s %-6s %-9s %7ss  %s' "$name" "$kind" "$status" "${secs:-0}" "$summary")")
+}
+
+# shellcheck disable=SC2317  # invoked through bash -c
+with_libs() { env LD_LIBRARY_PATH="$LIBS" "$@"; }
+
+# shellcheck disable=SC2317
+info() {
+  nvidia-smi -L
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+  command -v nvcc >/dev/null && nvcc --version | tail -2
+  cat "$PACK/MANIFEST" 2>/dev/null
+  env -u LD_LIBRARY_PATH python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  echo "LD_LIBRARY_PATH for seqrun: $LIBS"
+  local missing=0
+  for b in "$BIN"/*; do
+    if with_libs ldd "$b" | grep "not found"; then missing=1; fi
+  done
+  with_libs ldd "$BIN/test_cuda_backend" | grep -E "cu(da|blas)|proto|fmt|spdlog|gomp"
+  return "$missing"
+}
+
+# `timeout` runs programs, not shell functions: the info step runs in a child bash.
+export LIBS BIN PACK
+export -f info with_libs
+L=(env "LD_LIBRARY_PATH=$LIBS")
+if [[ -f "$PACK/lib/libsentencepiece.so.0" && -f "$PACK/lib/libprotobuf.so.32" ]]; then
+  # Debian's libsentencepiece exports its own copy of protobuf: loaded before libprotobuf it breaks the ONNX
+  # importer's static initialization (a segfault before main). Loading libprotobuf first avoids that.
+  L+=("LD_PRELOAD=$PACK/lib/libprotobuf.so.32")
+  echo "note: preloading libprotobuf.so.32 (libsentencepiece/libprotobuf symbol clash)"
+fi
+run_step info check 30 "GPU 0|not found" bash -c info
+run_step unit check 90 "test cases|passed|failed|SKIP" "${L[@]}" "$BIN/test_cuda_backend"
+if grep -q "SKIP: no CUDA device" "$LOGS/unit.log"; then
+  # A skip is not a pass on the GPU machine.
+  FAILED=1
+  ROWS[-1]="${ROWS[-1]/ ok / FAIL}"
+fi
+run_step optest check 90 "^[0-9]+ passed|^cuda:" "${L[@]}" "$BIN/seqrun-optest" --backend cuda
+run_step onnx-node check 75 "passed" "${L[@]}" "$BIN/seqrun-export" check --backend cuda \
+  --exclude tests/conformance-exclude.txt tests/data/onnx-node
+run_step models check 60 "passed" "${L[@]}" "$BIN/seqrun-export" check --backend cuda tests/data/models
+run_step torch-sdpa bench 60 "^RESULT" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 tools/gpu/bench_attention.py
+run_step seqrun-attn check 90 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-attention-bench"
+run_step optest-perf bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --backend cuda --op Attention \
+  --warmup 2 --repeat 5
+
+# Logs: one file (each step's log, at most its last 2 MiB), and the summary.
+{
+  for f in "$LOGS"/*.log; do
+    echo "==================== $(basename "$f" .log) ===================="
+    tail -c 2097152 "$f"
+  done
+} >"$OUT_DIR/check-all.log"
+
+# Attention table: torch vs seqrun per (seq, causal).
+table() {
+  echo "attention bf16, B=4, H=16, D=64 (median ms; TFLOP/s counts causal as half):"
+  printf '%-7s %-6s %10s %10s %8s %9s %9s  %s\n' seq causal torch_ms seqrun_ms ratio torch_TF seqrun_TF "kernel/check"
+  awk '
+    /^RESULT torch/  { split($0, f, " "); k = f[3] " " f[4]; for (i in f) { split(f[i], kv, "="); t[k, kv[1]] = kv[2] } keys[k] = 1 }
+    /^RESULT seqrun/ { split($0, f, " "); k = f[3] " " f[4]; for (i in f) { split(f[i], kv, "="); s[k, kv[1]] = kv[2] } keys[k] = 1 }
+    END {
+      for (k in keys) {
+        split(k, kk, " "); split(kk[1], c, "="); split(kk[2], q, "=");
+        tm = t[k, "ms"]; sm = s[k, "ms"];
+        ratio = (tm + 0 > 0 && sm + 0 > 0) ? sprintf("%.2fx", sm / tm) : "-";
+        printf "%-7s %-6s %10s %10s %8s %9s %9s  %s/%s\n", q[2], c[2], (tm == "" ? "-" : tm), (sm == "" ? "-" : sm), ratio,
+               (t[k, "tflops"] == "" ? "-" : t[k, "tflops"]), (s[k, "tflops"] == "" ? "-" : s[k, "tflops"]),
+               (s[k, "kernel"] == "" ? "-" : s[k, "kernel"]), (s[k, "check"] == "" ? "-" : s[k, "check"])
+      }
+    }' "$LOGS/torch-sdpa.log" "$LOGS/seqrun-attn.log" | sort -k1,1n -k2,2r
+}
+
+{
+  echo
+  echo "==================== seqrun GPU check: $(nvidia-smi -L 2>/dev/null | head -1) ===================="
+  table
+  echo
+  printf '%-12s %-6s %-9s %8s  %s\n' step kind status time summary
+  for r in "${ROWS[@]}"; do echo "$r"; done
+  echo "total $(($(date +%s) - START))s; logs: $OUT_DIR/check-all.log"
+  if ((FAILED)); then echo "RESULT: FAILED (a correctness step failed)"; else echo "RESULT: all correctness steps passed"; fi
+} | tee "$OUT_DIR/summary.txt"
+rm -rf "$LOGS"
+exit $FAILED
