@@ -102,8 +102,10 @@ Result<int64_t> HfConfig::get_int(const std::string& key, int64_t fallback) cons
 
 Result<int64_t> HfConfig::get_positive_int(const std::string& key) const {
   SEQRUN_ASSIGN(int64_t v, get_int(key));
-  if (v <= 0 || v > (int64_t{1} << 40))
-    return make_error("{} must be a positive size, got {}", where(key), v);
+  // Capped at 2^31 so that products of two sizes (heads × head_dim, ...) cannot overflow int64.
+  if (v <= 0 || v > (int64_t{1} << 31)) {
+    return make_error("{} must be a positive size up to 2^31, got {}", where(key), v);
+  }
   return v;
 }
 

@@ -40,7 +40,7 @@ class HfConfig {
   Result<std::vector<std::string>> get_string_list(const std::string& key) const;
   // A nested object; an empty config when absent.
   Result<HfConfig> get_object(const std::string& key) const;
-  // A positive integer (sizes, counts), with the same error style.
+  // A positive integer up to 2^31 (sizes, counts), with the same error style.
   Result<int64_t> get_positive_int(const std::string& key) const;
   Result<int64_t> get_positive_int(const std::string& key, int64_t fallback) const;
 

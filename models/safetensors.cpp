@@ -335,9 +335,7 @@ Result<Checkpoint> Checkpoint::from_files(std::vector<SafetensorsFile> files) {
 
 Result<Checkpoint> Checkpoint::open_index(const std::string& index_path) {
   SEQRUN_ASSIGN(std::string text, read_text_file(index_path, kMaxIndexBytes));
-  std::string duplicate;
-  SEQRUN_ASSIGN(json index,
-                parse_json_object(text.data(), text.data() + text.size(), index_path, &duplicate));
+  SEQRUN_ASSIGN(json index, parse_json_object(text.data(), text.data() + text.size(), index_path, nullptr));
   if (!index.contains("weight_map") || !index["weight_map"].is_object()) {
     return make_error("{}: needs a 'weight_map' object of tensor name -> shard file", index_path);
   }

@@ -56,7 +56,9 @@ struct CheckArgs {
   CLI::Option* passes_option = nullptr;
   std::string exclude_file;
   bool skip_unsupported = false;
-  std::string backend = "cpu";  // --backend (backends/registry.h)
+  std::string backend = "cpu";           // --backend (backends/registry.h)
+  std::vector<std::string> require_ops;  // --require-op
+  std::vector<std::string> forbid_ops;   // --forbid-op
 };
 
 int run_convert(const ConvertArgs& args) {
@@ -145,6 +147,8 @@ int run_check(const CheckArgs& args) {
     options.passes = names;
   }
   options.skip_unsupported = args.skip_unsupported;
+  options.require_ops = args.require_ops;
+  options.forbid_ops = args.forbid_ops;
   auto backend_list = seqrun::backends::backend_list_by_name(args.backend);
   if (!backend_list) return report_error(backend_list.status().message(), kExitFailed);
   options.backends = backend_list.value();
@@ -204,6 +208,7 @@ int main(int argc, char** argv) {
       "state.<i>.ffn_shift\n"
       "  outputs logits f32[batch, seq, vocab], then the new states in the same order.\n"
       "Zero states start a sequence; feed the new states back to continue it (one token or many at a time).\n"
+      "A 256-token vocabulary (rwkv.cpp's tiny models) gets the byte tokenizer unless --tokenizer says otherwise.\n"
       "\n"
       "Example:\n"
       "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun");
@@ -239,6 +244,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  seqrun-export check tests/data/onnx-node\n"
       "  seqrun-export check -O0 tests/data/onnx-node/test_gelu_tanh_1\n"
+      "  seqrun-export check --require-op Attention --forbid-op Softmax tests/data/models/gpt2_opset14\n"
       "  seqrun-export check --exclude tests/conformance-exclude.txt --skip-unsupported \\\n"
       "      /usr/share/libonnx-testdata/data/node");
   check->add_option("dirs", check_args.dirs, "Test folders, or folders of test folders")->required();
@@ -262,6 +268,14 @@ int main(int argc, char** argv) {
           "--backend", check_args.backend,
           "Where nodes run: cpu, cpu-reference, or cuda (nodes without a CUDA kernel run on the CPU)")
       ->capture_default_str();
+  check
+      ->add_option("--require-op", check_args.require_ops,
+                   "FAIL a test whose graph after the passes has no node of this op (repeatable, or a,b)")
+      ->delimiter(',');
+  check
+      ->add_option("--forbid-op", check_args.forbid_ops,
+                   "FAIL a test whose graph after the passes still has a node of this op (repeatable, or a,b)")
+      ->delimiter(',');
   check->add_flag(
       "--skip-unsupported", check_args.skip_unsupported,
       "Print SKIP instead of ERROR for models with ops, dtypes or attribute forms seqrun does not "

@@ -135,6 +135,8 @@ run_step optest check 90 "^[0-9]+ passed|^cuda:" "${L[@]}" "$BIN/seqrun-optest" 
 run_step onnx-node check 75 "passed" "${L[@]}" "$BIN/seqrun-export" check --backend cuda \
   --exclude tests/conformance-exclude.txt tests/data/onnx-node
 run_step models check 60 "passed" "${L[@]}" "$BIN/seqrun-export" check --backend cuda tests/data/models
+run_step rwkv check 60 "test cases|passed|failed" "${L[@]}" env SEQRUN_TEST_DATA="$ROOT/tests/data" \
+  "$BIN/test_rwkv" "rwkv: on the CUDA backend*"
 run_step torch-sdpa bench 60 "^RESULT" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 tools/gpu/bench_attention.py
 run_step seqrun-attn check 90 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-attention-bench"
 run_step optest-perf bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --backend cuda --op Attention \

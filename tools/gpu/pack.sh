@@ -23,7 +23,7 @@ STAGE=$BUILD/pack-staging
 PACK=$BUILD/pack
 ARCHIVE=$PACK/seqrun-gpu-pack.tar.xz
 JOBS=${JOBS:-2}
-TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend seqrun-attention-bench)
+TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend seqrun-attention-bench test_rwkv)
 LIMIT_MIB=60
 
 echo "== configure $BUILD"
