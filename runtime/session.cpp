@@ -1,4 +1,4 @@
-// Session: load or adopt a graph, run the pass pipeline and the verifier, then run it by position or by name
+// Session: over a shared Model (loaded or adopted, optimized and verified), run it by position or by name
 // through a cached, shape-specialized execution plan (or the reference executor).
 #include "runtime/session.h"
 
@@ -8,9 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ir/infer.h"
-#include "ir/serialize.h"
-#include "ir/verify.h"
 #include "runtime/executor.h"
 
 namespace seqrun::runtime {
@@ -23,42 +20,34 @@ std::string join_names(const std::vector<std::string>& names) {
   return out.empty() ? "none" : out;
 }
 
-// Infers types, verifies, runs the pipeline the options ask for, and verifies again, so a session
-// only ever holds a graph the verifier accepted.
-Result<std::vector<passes::PassReport>> prepare_graph(Graph& graph, const SessionOptions& options) {
-  if (options.opt_level < 0)
-    return make_error("invalid optimization level {} (use 0 or 1)", options.opt_level);
-  SEQRUN_TRY(verify_graph(graph));
-  SEQRUN_TRY(infer_graph_types(graph));
-  const std::vector<std::string> pipeline =
-      options.passes ? *options.passes : passes::pipeline_for_level(options.opt_level);
-  SEQRUN_ASSIGN(std::vector<passes::PassReport> reports, passes::run_passes(graph, pipeline));
-  SEQRUN_TRY(verify_graph(graph));
-  for (const passes::PassReport& r : reports) {
-    spdlog::debug("pass {}: {}", r.pass, r.changed ? "changed the graph" : "no change");
-  }
-  return reports;
+ModelOptions model_options_of(const SessionOptions& options) {
+  ModelOptions model_options;
+  model_options.opt_level = options.opt_level;
+  model_options.passes = options.passes;
+  return model_options;
 }
 
 }  // namespace
 
 Result<std::unique_ptr<Session>> Session::load(const std::string& path, const SessionOptions& options) {
-  SEQRUN_ASSIGN(ModelFile file, load_model(path));
-  if (!file.graph) return make_error("{}: the file holds no graph", path);
-  SEQRUN_ASSIGN(std::unique_ptr<Session> session, from_graph(std::move(file.graph), options));
-  session->metadata_ = std::move(file.metadata);
-  if (!file.producer.empty()) session->metadata_.emplace("producer", file.producer);
-  return session;
+  SEQRUN_ASSIGN(std::shared_ptr<const Model> model, Model::load(path, model_options_of(options)));
+  return from_model(std::move(model), options);
 }
 
 Result<std::unique_ptr<Session>> Session::from_graph(std::unique_ptr<Graph> graph,
                                                      const SessionOptions& options) {
   if (!graph) return make_error("Session::from_graph: the graph is null");
-  Result<std::vector<passes::PassReport>> reports = prepare_graph(*graph, options);
-  if (!reports) return reports.status().with_context("graph '" + graph->name() + "'");
+  SEQRUN_ASSIGN(std::shared_ptr<const Model> model,
+                Model::from_graph(std::move(graph), model_options_of(options)));
+  return from_model(std::move(model), options);
+}
+
+Result<std::unique_ptr<Session>> Session::from_model(std::shared_ptr<const Model> model,
+                                                     const SessionOptions& options) {
+  if (!model) return make_error("Session::from_model: the model is null");
   std::unique_ptr<Session> session(new Session());
-  session->graph_ = std::move(graph);
-  session->pass_reports_ = std::move(reports).value();
+  session->graph_ = &model->graph();
+  session->model_ = std::move(model);
   session->options_ = options;
   return session;
 }

@@ -1,7 +1,10 @@
 // Session: the C++ API for running a model — load a .seqrun file (or take an ir::Graph, e.g. from
 // the ONNX importer), optimize it with a pass pipeline, bind inputs, run, read outputs.
 //
-// A Session owns its (optimized) graph. Inputs are checked against the graph's declared inputs
+// A Session reads its (optimized) graph from a runtime::Model (runtime/model.h) that it shares: `load` and
+// `from_graph` make a Model of their own, `from_model` takes one that many Sessions use at once (one
+// mapping of the weights, one optimized graph; each Session keeps its own plans and arenas, so sessions on
+// different threads never wait for each other). Inputs are checked against the graph's declared inputs
 // (names, dtypes, ranks, static dims, consistent symbolic dims) and every error names the culprit.
 // By default a run goes through an ExecutionPlan (runtime/plan.h): the first run with a given shape
 // signature (the inputs' dtypes and shapes) specializes the graph to it and builds a plan; later runs with
@@ -25,6 +28,7 @@
 #include "ir/status.h"
 #include "ir/tensor.h"
 #include "passes/pass.h"
+#include "runtime/model.h"
 #include "runtime/plan.h"
 #include "runtime/profile.h"
 #include "runtime/specialize.h"
@@ -49,10 +53,15 @@ class Session {
   static Result<std::unique_ptr<Session>> load(const std::string& path, const SessionOptions& options = {});
   static Result<std::unique_ptr<Session>> from_graph(std::unique_ptr<Graph> graph,
                                                      const SessionOptions& options = {});
+  // A session over a model that is already loaded and optimized (options.opt_level and options.passes are
+  // not used: the model's pipeline already ran). Sessions made this way share the model read-only.
+  static Result<std::unique_ptr<Session>> from_model(std::shared_ptr<const Model> model,
+                                                     const SessionOptions& options = {});
 
-  const Graph& graph() const { return *graph_; }
-  const std::vector<passes::PassReport>& pass_reports() const { return pass_reports_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::shared_ptr<const Model>& model() const { return model_; }
+  const Graph& graph() const { return model_->graph(); }
+  const std::vector<passes::PassReport>& pass_reports() const { return model_->pass_reports(); }
+  const std::map<std::string, std::string>& metadata() const { return model_->metadata(); }
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
 
@@ -77,9 +86,8 @@ class Session {
 
  private:
   Session() = default;
-  std::unique_ptr<Graph> graph_;
-  std::vector<passes::PassReport> pass_reports_;
-  std::map<std::string, std::string> metadata_;
+  std::shared_ptr<const Model> model_;
+  const Graph* graph_ = nullptr;  // model_->graph()
   SessionOptions options_;
 
   // The cached plan for already-validated input specs, built on a miss.

@@ -270,6 +270,12 @@ TestResult run_test(const std::string& test_dir, const CheckOptions& options) {
   if (!session) return fail(Outcome::Error, "passes: " + session.status().message());
   result.has_graph = true;
   for (const Node* node : session.value()->graph().nodes()) ++result.op_counts[node->op()];
+  for (const std::string& op : options.require_ops) {
+    if (result.op_counts.count(op) == 0) return fail(Outcome::Fail, "no " + op + " after the passes");
+  }
+  for (const std::string& op : options.forbid_ops) {
+    if (result.op_counts.count(op) != 0) return fail(Outcome::Fail, op + " left after the passes");
+  }
 
   std::vector<fs::path> data_sets;
   std::error_code ec;

@@ -36,6 +36,10 @@ struct CheckOptions {
   std::optional<std::vector<std::string>> passes;  // overrides opt_level when set
   std::map<std::string, std::string> excluded;     // test name (or fnmatch pattern) -> reason
   bool skip_unsupported = false;
+  // After the passes, each of these ops must be in the graph / none of these may be (else FAIL):
+  // how a test shows a rewrite fired, e.g. require Attention and forbid Softmax.
+  std::vector<std::string> require_ops;
+  std::vector<std::string> forbid_ops;
 };
 
 enum class Outcome { Pass, Fail, Error, Skip };

@@ -271,11 +271,13 @@ int main(int argc, char** argv) {
   check
       ->add_option("--require-op", check_args.require_ops,
                    "FAIL a test whose graph after the passes has no node of this op (repeatable, or a,b)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   check
       ->add_option("--forbid-op", check_args.forbid_ops,
-                   "FAIL a test whose graph after the passes still has a node of this op (repeatable, or a,b)")
-      ->delimiter(',');
+                   "FAIL a test whose graph after the passes still has a node of this op (repeatable or a,b)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   check->add_flag(
       "--skip-unsupported", check_args.skip_unsupported,
       "Print SKIP instead of ERROR for models with ops, dtypes or attribute forms seqrun does not "

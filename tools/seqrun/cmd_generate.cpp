@@ -114,6 +114,7 @@ int run_generate(const GenerateArgs& args, const GlobalArgs& global) {
   if (!stats) return report_error(stats.status().with_context(args.model).message());
   if (args.stats) {
     const runtime::GenerateStats& s = stats.value();
+    std::fprintf(stderr, "setup (execution plans): %.2f ms\n", s.setup_seconds * 1e3);
     std::fprintf(stderr, "prompt processing: %lld tokens in %.2f ms, %.1f tokens/s\n",
                  static_cast<long long>(s.prompt_tokens), s.prompt_seconds * 1e3,
                  s.prompt_tokens_per_second());

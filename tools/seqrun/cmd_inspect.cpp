@@ -92,7 +92,12 @@ void print_text(const InspectArgs& args, const OpenedModel& model, const GraphSu
   std::printf("passes: %s\n", pass_list(session.pass_reports()).c_str());
   if (!session.metadata().empty()) {
     std::printf("metadata:\n");
-    for (const auto& [key, value] : session.metadata()) std::printf("  %s: %s\n", key.c_str(), value.c_str());
+    for (const auto& [key, value] : session.metadata()) {
+      // Tokenizer vocabularies live in metadata and can be megabytes: show their size, not their bytes.
+      constexpr size_t kMaxShown = 200;
+      std::string shown = value.size() > kMaxShown ? "<" + std::to_string(value.size()) + " bytes>" : value;
+      std::printf("  %s: %s\n", key.c_str(), shown.c_str());
+    }
   }
   std::printf("\n%s\n", ir_text.c_str());
 }

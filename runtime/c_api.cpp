@@ -1,0 +1,662 @@
+// The C API (runtime/seqrun.h) over runtime::Model, runtime::Session and Tensor: handles, checks of every
+// caller-supplied pointer, status codes with a per-thread message, and no exception past the boundary.
+#include "runtime/seqrun.h"
+
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/serialize.h"
+#include "ir/tensor.h"
+#include "runtime/model.h"
+#include "runtime/session.h"
+#include "runtime/specialize.h"
+
+#ifndef SEQRUN_LIBRARY_VERSION
+#define SEQRUN_LIBRARY_VERSION "unknown"  // set by runtime/package/CMakeLists.txt from project(VERSION)
+#endif
+
+using seqrun::DType;
+using seqrun::Result;
+using seqrun::Shape;
+using seqrun::Status;
+using seqrun::Tensor;
+using seqrun::runtime::Model;
+using seqrun::runtime::Session;
+
+// ---- the handles ------------------------------------------------------------------------------------
+
+struct seqrun_tensor {
+  Tensor tensor;
+};
+
+namespace {
+
+// One graph input or output as seqrun_value_info describes it; the pointers handed out point in here.
+struct ValueInfoStorage {
+  std::string name;
+  seqrun_dtype dtype = SEQRUN_DTYPE_UNDEFINED;
+  int rank = -1;
+  std::vector<int64_t> shape;
+  std::vector<std::string> dim_name_strings;
+  std::vector<const char*> dim_names;
+};
+
+ValueInfoStorage describe_value(const seqrun::Value& value) {
+  ValueInfoStorage info;
+  info.name = value.name();
+  info.dtype = static_cast<seqrun_dtype>(value.type().dtype());
+  if (value.type().has_rank()) {
+    info.rank = value.type().rank();
+    for (const seqrun::Dim& d : value.type().dims()) {
+      info.shape.push_back(d.is_static() ? d.value() : -1);
+      info.dim_name_strings.push_back(d.is_symbol() ? d.symbol_name() : std::string());
+    }
+    // Pointers are taken only after the strings stopped moving.
+    for (size_t i = 0; i < info.dim_name_strings.size(); ++i) {
+      const bool named = value.type().dims()[i].is_symbol();
+      info.dim_names.push_back(named ? info.dim_name_strings[i].c_str() : nullptr);
+    }
+  }
+  return info;
+}
+
+}  // namespace
+
+struct seqrun_model {
+  std::shared_ptr<const Model> model;
+  std::vector<ValueInfoStorage> inputs;
+  std::vector<ValueInfoStorage> outputs;
+};
+
+struct seqrun_session {
+  std::unique_ptr<Session> session;
+};
+
+namespace {
+
+// ---- errors -----------------------------------------------------------------------------------------
+
+thread_local std::string t_last_error;
+// When even storing the message fails (no memory), seqrun_last_error returns this instead.
+thread_local const char* t_last_error_fallback = nullptr;
+
+seqrun_status fail(seqrun_status status, const std::string& message) noexcept {
+  try {
+    t_last_error = message;
+    t_last_error_fallback = nullptr;
+  } catch (...) {
+    t_last_error_fallback = "seqrun: out of memory while reporting an error";
+  }
+  return status;
+}
+
+seqrun_status fail(seqrun_status status, const char* function, const std::string& message) noexcept {
+  try {
+    return fail(status, std::string(function) + ": " + message);
+  } catch (...) {
+    return fail(status, std::string());
+  }
+}
+
+// Runs `body` (which returns a seqrun_status) and turns any exception into a status and a message.
+template <typename Body>
+seqrun_status guarded(const char* function, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(SEQRUN_ERROR_OUT_OF_MEMORY, function, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(SEQRUN_ERROR_INTERNAL, function, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(SEQRUN_ERROR_INTERNAL, function, "internal error: unknown exception");
+  }
+}
+
+template <typename T>
+void clear_out(T** out) {
+  if (out != nullptr) *out = nullptr;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out.empty() ? "none" : out;
+}
+
+std::optional<DType> dtype_of(seqrun_dtype dtype) {
+  const int raw = static_cast<int>(dtype);
+  if (raw <= 0 || !seqrun::dtype_is_valid(static_cast<uint32_t>(raw))) return std::nullopt;
+  return static_cast<DType>(raw);
+}
+
+// The shape and byte count of a tensor the caller describes; an error message names the bad part.
+Result<Shape> checked_shape(seqrun_dtype dtype, const int64_t* shape, size_t rank, size_t data_bytes,
+                            bool data_given) {
+  std::optional<DType> type = dtype_of(dtype);
+  if (!type) return seqrun::make_error("unknown dtype {}", static_cast<int>(dtype));
+  if (rank > 0 && shape == nullptr) return seqrun::make_error("shape is NULL but rank is {}", rank);
+  if (rank > 64) return seqrun::make_error("rank {} is too large", rank);
+  Shape dims(shape, shape + rank);
+  for (size_t i = 0; i < rank; ++i) {
+    if (dims[i] < 0) return seqrun::make_error("dim {} is negative ({})", i, dims[i]);
+  }
+  SEQRUN_ASSIGN(int64_t count, seqrun::checked_num_elements(dims, seqrun::dtype_size(*type)));
+  const uint64_t expected = static_cast<uint64_t>(count) * seqrun::dtype_size(*type);
+  if (data_given && data_bytes != expected) {
+    return seqrun::make_error("data_bytes is {} but {}{} needs {}", data_bytes, seqrun::dtype_name(*type),
+                              seqrun::shape_to_string(dims), expected);
+  }
+  if (!data_given && data_bytes != 0)
+    return seqrun::make_error("data is NULL but data_bytes is {}", data_bytes);
+  return dims;
+}
+
+std::optional<std::vector<std::string>> parse_pass_list(const char* passes) {
+  if (passes == nullptr) return std::nullopt;
+  std::vector<std::string> names;
+  std::string current;
+  for (const char* p = passes;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      if (!current.empty()) names.push_back(current);
+      current.clear();
+      if (*p == '\0') break;
+    } else if (*p != ' ' && *p != '\t') {
+      current += *p;
+    }
+  }
+  return names;
+}
+
+Result<seqrun::runtime::ModelOptions> model_options_of(const seqrun_model_options* options) {
+  seqrun::runtime::ModelOptions model_options;
+  if (options == nullptr) return model_options;
+  if (options->opt_level < 0 || options->opt_level > 1) {
+    return seqrun::make_error("invalid opt_level {} (use 0 or 1)", options->opt_level);
+  }
+  model_options.opt_level = options->opt_level;
+  model_options.passes = parse_pass_list(options->passes);
+  return model_options;
+}
+
+seqrun_status wrap_model(std::shared_ptr<const Model> model, seqrun_model_t** out) {
+  auto handle = std::make_unique<seqrun_model>();
+  for (const seqrun::Value* v : model->graph().inputs()) handle->inputs.push_back(describe_value(*v));
+  for (const seqrun::Value* v : model->graph().outputs()) handle->outputs.push_back(describe_value(*v));
+  handle->model = std::move(model);
+  *out = handle.release();
+  return SEQRUN_OK;
+}
+
+seqrun_status value_info(const char* function, const seqrun_model_t* model, bool inputs, size_t index,
+                         seqrun_value_info* info) {
+  if (model == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "model is NULL");
+  if (info == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "info is NULL");
+  const std::vector<ValueInfoStorage>& list = inputs ? model->inputs : model->outputs;
+  if (index >= list.size()) {
+    return fail(SEQRUN_ERROR_NOT_FOUND, function,
+                fmt::format("{} index {} is out of range (the model has {})", inputs ? "input" : "output",
+                            index, list.size()));
+  }
+  const ValueInfoStorage& s = list[index];
+  info->name = s.name.c_str();
+  info->dtype = s.dtype;
+  info->rank = s.rank;
+  info->shape = s.shape.empty() ? nullptr : s.shape.data();
+  info->dim_names = s.dim_names.empty() ? nullptr : s.dim_names.data();
+  return SEQRUN_OK;
+}
+
+seqrun_status value_index(const char* function, const seqrun_model_t* model, bool inputs, const char* name,
+                          size_t* index) {
+  if (model == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "model is NULL");
+  if (name == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "name is NULL");
+  if (index == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "index is NULL");
+  const std::vector<ValueInfoStorage>& list = inputs ? model->inputs : model->outputs;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].name == name) {
+      *index = i;
+      return SEQRUN_OK;
+    }
+    names.push_back(list[i].name);
+  }
+  return fail(SEQRUN_ERROR_NOT_FOUND, function,
+              fmt::format("no {} named '{}' (the model's {}s: {})", inputs ? "input" : "output", name,
+                          inputs ? "input" : "output", join_names(names)));
+}
+
+// Runs the session on `inputs` (model order). `reuse[j]` is the caller's tensor for output j or null;
+// `results[j]` receives output j. Replaced outputs are cloned, so a handle never shares bytes with an input,
+// a weight or a plan (the reference executor may hand those out as results).
+seqrun_status run_session(const char* function, seqrun_session_t* session, const std::vector<Tensor>& inputs,
+                          const std::vector<seqrun_tensor_t*>& reuse, std::vector<Tensor>& results) {
+  const seqrun::Graph& graph = session->session->graph();
+  Status checked = seqrun::runtime::check_input_specs(graph, seqrun::runtime::input_specs_of(inputs));
+  if (!checked) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, checked.message());
+  results.assign(reuse.size(), Tensor());
+  std::vector<const void*> before(reuse.size(), nullptr);
+  for (size_t j = 0; j < reuse.size(); ++j) {
+    if (reuse[j] != nullptr) {
+      results[j] = reuse[j]->tensor;
+      before[j] = results[j].raw();
+    }
+  }
+  Status ran = session->session->run_into(inputs, results);
+  if (!ran) return fail(SEQRUN_ERROR_RUN, function, ran.message());
+  for (size_t j = 0; j < results.size(); ++j) {
+    if (results[j].nbytes() > 0 && (reuse[j] == nullptr || results[j].raw() != before[j])) {
+      results[j] = results[j].clone();
+    }
+  }
+  return SEQRUN_OK;
+}
+
+// Hands `results[j]` to `outputs[j]`: into the caller's handle when there was one, else a new handle.
+void deliver_outputs(std::vector<Tensor>& results, const std::vector<size_t>& positions,
+                     seqrun_tensor_t** outputs, size_t num_outputs) {
+  std::vector<std::unique_ptr<seqrun_tensor>> fresh(num_outputs);
+  for (size_t i = 0; i < num_outputs; ++i) {
+    if (outputs[i] == nullptr) fresh[i] = std::make_unique<seqrun_tensor>();
+  }
+  // Nothing below allocates (tensors are moved), so no handle is left half delivered.
+  for (size_t i = 0; i < num_outputs; ++i) {
+    if (outputs[i] != nullptr) {
+      outputs[i]->tensor = std::move(results[positions[i]]);
+    } else {
+      fresh[i]->tensor = std::move(results[positions[i]]);
+      outputs[i] = fresh[i].release();
+    }
+  }
+}
+
+// Checks the handle arrays of a run: no NULL input, no output handle given twice.
+seqrun_status check_run_arrays(const char* function, const seqrun_tensor_t* const* inputs, size_t num_inputs,
+                               seqrun_tensor_t** outputs, size_t num_outputs) {
+  if (num_inputs > 0 && inputs == nullptr) {
+    return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "inputs is NULL");
+  }
+  if (num_outputs > 0 && outputs == nullptr) {
+    return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, "outputs is NULL");
+  }
+  for (size_t i = 0; i < num_inputs; ++i) {
+    if (inputs[i] == nullptr) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, fmt::format("inputs[{}] is NULL", i));
+    }
+  }
+  std::set<const seqrun_tensor_t*> seen;
+  for (size_t i = 0; i < num_outputs; ++i) {
+    if (outputs[i] != nullptr && !seen.insert(outputs[i]).second) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function,
+                  fmt::format("outputs[{}] is a tensor already given as an earlier output", i));
+    }
+  }
+  return SEQRUN_OK;
+}
+
+}  // namespace
+
+// ---- status, errors, version ------------------------------------------------------------------------
+
+extern "C" {
+
+const char* seqrun_last_error(void) {
+  if (t_last_error_fallback != nullptr) return t_last_error_fallback;
+  return t_last_error.c_str();
+}
+
+const char* seqrun_status_name(seqrun_status status) {
+  switch (status) {
+    case SEQRUN_OK:
+      return "ok";
+    case SEQRUN_ERROR_INVALID_ARGUMENT:
+      return "invalid argument";
+    case SEQRUN_ERROR_NOT_FOUND:
+      return "not found";
+    case SEQRUN_ERROR_LOAD:
+      return "load error";
+    case SEQRUN_ERROR_RUN:
+      return "run error";
+    case SEQRUN_ERROR_OUT_OF_MEMORY:
+      return "out of memory";
+    case SEQRUN_ERROR_INTERNAL:
+      return "internal error";
+  }
+  return "unknown status";
+}
+
+const char* seqrun_version(void) {
+  return SEQRUN_LIBRARY_VERSION;
+}
+
+// ---- element types ----------------------------------------------------------------------------------
+
+size_t seqrun_dtype_size(seqrun_dtype dtype) {
+  std::optional<DType> type = dtype_of(dtype);
+  return type ? seqrun::dtype_size(*type) : 0;
+}
+
+const char* seqrun_dtype_name(seqrun_dtype dtype) {
+  std::optional<DType> type = dtype_of(dtype);
+  // dtype_name returns views of string literals, so data() is NUL-terminated.
+  return type ? seqrun::dtype_name(*type).data() : "undefined";
+}
+
+// ---- tensors ----------------------------------------------------------------------------------------
+
+seqrun_status seqrun_tensor_create(seqrun_dtype dtype, const int64_t* shape, size_t rank, const void* data,
+                                   size_t data_bytes, seqrun_tensor_t** out) {
+  const char* fn = "seqrun_tensor_create";
+  clear_out(out);
+  return guarded(fn, [&]() -> seqrun_status {
+    if (out == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "out is NULL");
+    Result<Shape> dims = checked_shape(dtype, shape, rank, data_bytes, data != nullptr);
+    if (!dims) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, dims.status().message());
+    auto handle = std::make_unique<seqrun_tensor>();
+    handle->tensor = Tensor::empty(*dtype_of(dtype), std::move(dims).value());
+    if (data != nullptr && data_bytes > 0) std::memcpy(handle->tensor.raw(), data, data_bytes);
+    *out = handle.release();
+    return SEQRUN_OK;
+  });
+}
+
+seqrun_status seqrun_tensor_view(seqrun_dtype dtype, const int64_t* shape, size_t rank, void* data,
+                                 size_t data_bytes, seqrun_tensor_t** out) {
+  const char* fn = "seqrun_tensor_view";
+  clear_out(out);
+  return guarded(fn, [&]() -> seqrun_status {
+    if (out == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "out is NULL");
+    Result<Shape> dims = checked_shape(dtype, shape, rank, data_bytes, true);
+    if (!dims) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, dims.status().message());
+    if (data == nullptr && data_bytes > 0) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "data is NULL");
+    auto handle = std::make_unique<seqrun_tensor>();
+    handle->tensor = Tensor::view(*dtype_of(dtype), std::move(dims).value(), data, nullptr);
+    *out = handle.release();
+    return SEQRUN_OK;
+  });
+}
+
+void seqrun_tensor_free(seqrun_tensor_t* tensor) {
+  delete tensor;
+}
+
+seqrun_dtype seqrun_tensor_dtype(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr ? static_cast<seqrun_dtype>(tensor->tensor.dtype()) : SEQRUN_DTYPE_UNDEFINED;
+}
+
+size_t seqrun_tensor_rank(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr ? tensor->tensor.shape().size() : 0;
+}
+
+const int64_t* seqrun_tensor_shape(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr ? tensor->tensor.shape().data() : nullptr;
+}
+
+int64_t seqrun_tensor_num_elements(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr && tensor->tensor.defined() ? tensor->tensor.numel() : 0;
+}
+
+size_t seqrun_tensor_num_bytes(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr && tensor->tensor.defined() ? tensor->tensor.nbytes() : 0;
+}
+
+const void* seqrun_tensor_data(const seqrun_tensor_t* tensor) {
+  return tensor != nullptr && tensor->tensor.nbytes() > 0 ? tensor->tensor.raw() : nullptr;
+}
+
+void* seqrun_tensor_mutable_data(seqrun_tensor_t* tensor) {
+  return tensor != nullptr && tensor->tensor.nbytes() > 0 ? tensor->tensor.raw() : nullptr;
+}
+
+// ---- models -----------------------------------------------------------------------------------------
+
+void seqrun_model_options_init(seqrun_model_options* options) {
+  if (options == nullptr) return;
+  options->opt_level = 1;
+  options->passes = nullptr;
+}
+
+seqrun_status seqrun_model_load(const char* path, const seqrun_model_options* options, seqrun_model_t** out) {
+  const char* fn = "seqrun_model_load";
+  clear_out(out);
+  return guarded(fn, [&]() -> seqrun_status {
+    if (out == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "out is NULL");
+    if (path == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "path is NULL");
+    Result<seqrun::runtime::ModelOptions> model_options = model_options_of(options);
+    if (!model_options) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, model_options.status().message());
+    Result<std::shared_ptr<const Model>> model = Model::load(path, *model_options);
+    if (!model) return fail(SEQRUN_ERROR_LOAD, fn, model.status().message());
+    return wrap_model(std::move(model).value(), out);
+  });
+}
+
+seqrun_status seqrun_model_load_from_memory(const void* data, size_t size,
+                                            const seqrun_model_options* options, seqrun_model_t** out) {
+  const char* fn = "seqrun_model_load_from_memory";
+  clear_out(out);
+  return guarded(fn, [&]() -> seqrun_status {
+    if (out == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "out is NULL");
+    if (data == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "data is NULL");
+    Result<seqrun::runtime::ModelOptions> model_options = model_options_of(options);
+    if (!model_options) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, model_options.status().message());
+    Result<std::shared_ptr<const Model>> model =
+        Model::load_from_memory(data, size, "<memory>", *model_options);
+    if (!model) return fail(SEQRUN_ERROR_LOAD, fn, model.status().message());
+    return wrap_model(std::move(model).value(), out);
+  });
+}
+
+void seqrun_model_free(seqrun_model_t* model) {
+  delete model;
+}
+
+size_t seqrun_model_num_inputs(const seqrun_model_t* model) {
+  return model != nullptr ? model->inputs.size() : 0;
+}
+
+size_t seqrun_model_num_outputs(const seqrun_model_t* model) {
+  return model != nullptr ? model->outputs.size() : 0;
+}
+
+seqrun_status seqrun_model_input_info(const seqrun_model_t* model, size_t index, seqrun_value_info* info) {
+  return guarded("seqrun_model_input_info",
+                 [&] { return value_info("seqrun_model_input_info", model, true, index, info); });
+}
+
+seqrun_status seqrun_model_output_info(const seqrun_model_t* model, size_t index, seqrun_value_info* info) {
+  return guarded("seqrun_model_output_info",
+                 [&] { return value_info("seqrun_model_output_info", model, false, index, info); });
+}
+
+seqrun_status seqrun_model_input_index(const seqrun_model_t* model, const char* name, size_t* index) {
+  return guarded("seqrun_model_input_index",
+                 [&] { return value_index("seqrun_model_input_index", model, true, name, index); });
+}
+
+seqrun_status seqrun_model_output_index(const seqrun_model_t* model, const char* name, size_t* index) {
+  return guarded("seqrun_model_output_index",
+                 [&] { return value_index("seqrun_model_output_index", model, false, name, index); });
+}
+
+seqrun_status seqrun_model_metadata(const seqrun_model_t* model, const char* key, const char** value) {
+  const char* fn = "seqrun_model_metadata";
+  if (value != nullptr) *value = nullptr;
+  return guarded(fn, [&]() -> seqrun_status {
+    if (model == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "model is NULL");
+    if (key == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "key is NULL");
+    if (value == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "value is NULL");
+    const std::map<std::string, std::string>& metadata = model->model->metadata();
+    auto it = metadata.find(key);
+    if (it == metadata.end()) {
+      std::vector<std::string> keys;
+      for (const auto& [k, v] : metadata) keys.push_back(k);
+      return fail(SEQRUN_ERROR_NOT_FOUND, fn,
+                  fmt::format("no metadata key '{}' (the model has {})", key, join_names(keys)));
+    }
+    *value = it->second.c_str();
+    return SEQRUN_OK;
+  });
+}
+
+// ---- sessions ---------------------------------------------------------------------------------------
+
+void seqrun_session_options_init(seqrun_session_options* options) {
+  if (options == nullptr) return;
+  options->threads = 0;
+  options->executor = SEQRUN_EXECUTOR_PLANNED;
+  options->check_finite = 0;
+}
+
+seqrun_status seqrun_session_create(const seqrun_model_t* model, const seqrun_session_options* options,
+                                    seqrun_session_t** out) {
+  const char* fn = "seqrun_session_create";
+  clear_out(out);
+  return guarded(fn, [&]() -> seqrun_status {
+    if (out == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "out is NULL");
+    if (model == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "model is NULL");
+    seqrun::runtime::SessionOptions session_options;
+    if (options != nullptr) {
+      if (options->threads < 0) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                    fmt::format("invalid threads {} (use 0 for all cores)", options->threads));
+      }
+      if (options->executor != SEQRUN_EXECUTOR_PLANNED && options->executor != SEQRUN_EXECUTOR_REFERENCE) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                    fmt::format("unknown executor {}", static_cast<int>(options->executor)));
+      }
+      session_options.threads = options->threads;
+      session_options.executor = options->executor == SEQRUN_EXECUTOR_REFERENCE
+                                     ? seqrun::runtime::ExecutorKind::reference
+                                     : seqrun::runtime::ExecutorKind::planned;
+      session_options.check_finite = options->check_finite != 0;
+    }
+    Result<std::unique_ptr<Session>> session = Session::from_model(model->model, session_options);
+    if (!session) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, session.status().message());
+    auto handle = std::make_unique<seqrun_session>();
+    handle->session = std::move(session).value();
+    *out = handle.release();
+    return SEQRUN_OK;
+  });
+}
+
+void seqrun_session_free(seqrun_session_t* session) {
+  delete session;
+}
+
+seqrun_status seqrun_session_run(seqrun_session_t* session, const seqrun_tensor_t* const* inputs,
+                                 size_t num_inputs, seqrun_tensor_t** outputs, size_t num_outputs) {
+  const char* fn = "seqrun_session_run";
+  return guarded(fn, [&]() -> seqrun_status {
+    if (session == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "session is NULL");
+    seqrun_status arrays = check_run_arrays(fn, inputs, num_inputs, outputs, num_outputs);
+    if (arrays != SEQRUN_OK) return arrays;
+    const seqrun::Graph& graph = session->session->graph();
+    if (num_inputs != graph.inputs().size()) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                  fmt::format("{} inputs given, the model takes {} ({})", num_inputs, graph.inputs().size(),
+                              join_names(session->session->input_names())));
+    }
+    if (num_outputs != graph.outputs().size()) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                  fmt::format("room for {} outputs given, the model has {} ({})", num_outputs,
+                              graph.outputs().size(), join_names(session->session->output_names())));
+    }
+    std::vector<Tensor> in;
+    for (size_t i = 0; i < num_inputs; ++i) in.push_back(inputs[i]->tensor);
+    std::vector<seqrun_tensor_t*> reuse(outputs, outputs + num_outputs);
+    std::vector<Tensor> results;
+    seqrun_status ran = run_session(fn, session, in, reuse, results);
+    if (ran != SEQRUN_OK) return ran;
+    std::vector<size_t> positions;
+    for (size_t j = 0; j < num_outputs; ++j) positions.push_back(j);
+    deliver_outputs(results, positions, outputs, num_outputs);
+    return SEQRUN_OK;
+  });
+}
+
+seqrun_status seqrun_session_run_named(seqrun_session_t* session, const char* const* input_names,
+                                       const seqrun_tensor_t* const* inputs, size_t num_inputs,
+                                       const char* const* output_names, seqrun_tensor_t** outputs,
+                                       size_t num_outputs) {
+  const char* fn = "seqrun_session_run_named";
+  return guarded(fn, [&]() -> seqrun_status {
+    if (session == nullptr) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "session is NULL");
+    if (num_inputs > 0 && input_names == nullptr) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "input_names is NULL");
+    }
+    if (num_outputs > 0 && output_names == nullptr) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, "output_names is NULL");
+    }
+    seqrun_status arrays = check_run_arrays(fn, inputs, num_inputs, outputs, num_outputs);
+    if (arrays != SEQRUN_OK) return arrays;
+    const std::vector<std::string> expected_inputs = session->session->input_names();
+    const std::vector<std::string> expected_outputs = session->session->output_names();
+
+    // Inputs: each model input exactly once.
+    std::vector<Tensor> in(expected_inputs.size());
+    std::vector<bool> bound(expected_inputs.size(), false);
+    for (size_t i = 0; i < num_inputs; ++i) {
+      if (input_names[i] == nullptr) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, fmt::format("input_names[{}] is NULL", i));
+      }
+      size_t k = 0;
+      while (k < expected_inputs.size() && expected_inputs[k] != input_names[i]) ++k;
+      if (k == expected_inputs.size()) {
+        return fail(SEQRUN_ERROR_NOT_FOUND, fn,
+                    fmt::format("unknown input '{}' (the model's inputs: {})", input_names[i],
+                                join_names(expected_inputs)));
+      }
+      if (bound[k]) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                    fmt::format("input '{}' is given twice", input_names[i]));
+      }
+      bound[k] = true;
+      in[k] = inputs[i]->tensor;
+    }
+    std::vector<std::string> missing;
+    for (size_t k = 0; k < expected_inputs.size(); ++k) {
+      if (!bound[k]) missing.push_back(expected_inputs[k]);
+    }
+    if (!missing.empty()) {
+      return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                  fmt::format("missing input{} {} (the model's inputs: {})", missing.size() > 1 ? "s" : "",
+                              join_names(missing), join_names(expected_inputs)));
+    }
+
+    // Outputs: any subset, each at most once.
+    std::vector<size_t> positions;
+    std::vector<seqrun_tensor_t*> reuse(expected_outputs.size(), nullptr);
+    std::vector<bool> requested(expected_outputs.size(), false);
+    for (size_t i = 0; i < num_outputs; ++i) {
+      if (output_names[i] == nullptr) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, fmt::format("output_names[{}] is NULL", i));
+      }
+      size_t k = 0;
+      while (k < expected_outputs.size() && expected_outputs[k] != output_names[i]) ++k;
+      if (k == expected_outputs.size()) {
+        return fail(SEQRUN_ERROR_NOT_FOUND, fn,
+                    fmt::format("unknown output '{}' (the model's outputs: {})", output_names[i],
+                                join_names(expected_outputs)));
+      }
+      if (requested[k]) {
+        return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn,
+                    fmt::format("output '{}' is asked for twice", output_names[i]));
+      }
+      requested[k] = true;
+      reuse[k] = outputs[i];
+      positions.push_back(k);
+    }
+
+    std::vector<Tensor> results;
+    seqrun_status ran = run_session(fn, session, in, reuse, results);
+    if (ran != SEQRUN_OK) return ran;
+    deliver_outputs(results, positions, outputs, num_outputs);
+    return SEQRUN_OK;
+  });
+}
+
+}  // extern "C"
