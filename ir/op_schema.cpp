@@ -47,6 +47,8 @@ const OpRegistry& OpRegistry::global() {
     ops::register_recurrent_ops(*r);
     ops::register_misc_ops(*r);
     ops::register_recurrence_ops(*r);
+    ops::register_mixed_chunk_attention_ops(*r);
+    ops::register_chunked_attention_ops(*r);
     return r;
   }();
   return *registry;

@@ -3,11 +3,15 @@
 
 #include "ir/infer.h"
 #include "ir/verify.h"
+#include "passes/approximate_attention.h"
 #include "passes/canonicalize.h"
+#include "passes/chunk_attention.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_epilogues.h"
+#include "passes/fuse_mixed_chunk_attention.h"
 #include "passes/fuse_ssm_scan.h"
+#include "passes/linearize_attention.h"
 #include "passes/pass.h"
 
 namespace seqrun::passes {
@@ -17,6 +21,11 @@ const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
       {"canonicalize", [] { return std::unique_ptr<Pass>(new CanonicalizePass()); }},
       {"fuse-ssm-scan", [] { return std::unique_ptr<Pass>(new FuseSsmScanPass()); }},
       {"fuse-attention", [] { return std::unique_ptr<Pass>(new FuseAttentionPass()); }},
+      {"chunk-attention", [] { return std::unique_ptr<Pass>(new ChunkAttentionPass()); }},
+      {"fuse-mixed-chunk-attention", [] { return std::unique_ptr<Pass>(new FuseMixedChunkAttentionPass()); }},
+      {"linearize-attention", [] { return std::unique_ptr<Pass>(new LinearizeAttentionPass()); }},
+      // Approximate: never in a pipeline_for_level list; "approximate-attention=favor:M" picks M (create_pass).
+      {"approximate-attention", [] { return std::unique_ptr<Pass>(new ApproximateAttentionPass()); }},
       {"fold-batchnorm", [] { return std::unique_ptr<Pass>(new FoldBatchNormPass()); }},
       {"fuse-epilogues", [] { return std::unique_ptr<Pass>(new FuseEpiloguesPass()); }},
   };
@@ -24,6 +33,8 @@ const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
 }
 
 std::unique_ptr<Pass> create_pass(const std::string& name) {
+  const std::string approximate = "approximate-attention=";
+  if (name.rfind(approximate, 0) == 0) return create_approximate_attention_pass(name.substr(approximate.size()));
   for (const auto& [n, factory] : pass_registry()) {
     if (n == name) return factory();
   }
@@ -32,7 +43,8 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
 
 std::vector<std::string> pipeline_for_level(int level) {
   if (level <= 0) return {};
-  return {"canonicalize", "fuse-ssm-scan", "fuse-attention", "fold-batchnorm", "fuse-epilogues"};
+  return {"canonicalize",        "fuse-ssm-scan",  "fuse-attention", "chunk-attention",
+          "fuse-mixed-chunk-attention", "linearize-attention", "fold-batchnorm", "fuse-epilogues"};
 }
 
 Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {

@@ -76,5 +76,6 @@ void register_recurrent_kernels(KernelRegistry& r);  // recurrent.cpp: RNN, LSTM
 void register_misc_kernels(KernelRegistry& r);       // misc*.cpp: quantization, GridSample, DFT, ...
 void register_recurrence_kernels(KernelRegistry& r);  // recurrence.cpp: TokenShift, RWKV4WKV
 void register_mixed_chunk_attention_kernels(KernelRegistry& r);  // mixed_chunk_attention.cpp
+void register_chunked_attention_kernels(KernelRegistry& r);      // chunked_attention.cpp: ChunkedAttention
 
 }  // namespace seqrun::reference

@@ -20,6 +20,8 @@ void register_ssm_ops(OpRegistry& r);            // SelectiveScan (ssm.cpp)
 void register_recurrent_ops(OpRegistry& r);      // RNN, LSTM, GRU
 void register_misc_ops(OpRegistry& r);           // quantization, GridSample, RoiAlign, NMS, Unique, DFT, ...
 void register_recurrence_ops(OpRegistry& r);     // TokenShift, RWKV4WKV (recurrence_ops.cpp)
+void register_mixed_chunk_attention_ops(OpRegistry& r);  // MixedChunkAttention (mixed_chunk_attention.cpp)
+void register_chunked_attention_ops(OpRegistry& r);      // ChunkedAttention (chunked_attention.cpp)
 
 // The seqrun dtype of an ONNX TensorProto data type number (Cast's `to`); the error names the
 // ONNX type when seqrun has no such dtype (STRING, COMPLEX64, FLOAT8*, ...).

@@ -159,6 +159,26 @@ void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
   add_case(cases, "SwiGLU", {f32({b, s, d}, uniform(-4, 4)), f32({b, s, d})}).attr("alpha", 1.702f);
   add_case(cases, "SwiGLU", {f32({1024, 4096}, uniform(-4, 4)), f32({1024, 4096})}).perf();
 
+  // Mamba selective scan: u, delta, A (negative), B, C, D, z, delta_bias, h0 -> y and the final state;
+  // the L = 1 step form; and a Mamba-130m-layer-sized perf case (D = 1536, N = 16, L = 2048).
+  const int64_t n_state = pick(rng, 1, 20);
+  add_case(cases, "SelectiveScan",
+           {f32({b, c, l}), f32({b, c, l}, uniform(-3, 1)), weight(DType::f32, {c, n_state}, uniform(-2, -0.1)),
+            f32({b, n_state, l}), f32({b, n_state, l}), weight(DType::f32, {c}), f32({b, c, l}),
+            weight(DType::f32, {c}), f32({b, c, n_state})})
+      .outputs(2);
+  add_case(cases, "SelectiveScan",
+           {f32({b, c, 1}), f32({b, c, 1}, uniform(-3, 1)), weight(DType::f32, {c, n_state}, uniform(-2, -0.1)),
+            f32({b, n_state, 1}), f32({b, n_state, 1}), weight(DType::f32, {c}), f32({b, c, 1}),
+            weight(DType::f32, {c}), f32({b, c, n_state})})
+      .outputs(2)
+      .with_note("step");
+  add_case(cases, "SelectiveScan",
+           {f32({1, 1536, 2048}), f32({1, 1536, 2048}, uniform(-3, 1)),
+            weight(DType::f32, {1536, 16}, uniform(-2, -0.1)), f32({1, 16, 2048}), f32({1, 16, 2048}),
+            weight(DType::f32, {1536}), f32({1, 1536, 2048}), weight(DType::f32, {1536})})
+      .perf();
+
   // RWKV: token shift with and without carried state; WKV with log decay w < 0 and a valid state
   // (numerator, denominator > 0, exponent offset).
   add_case(cases, "TokenShift", {f32({b, l, c}), f32({b, c})}).outputs(2).exact();
