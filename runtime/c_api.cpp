@@ -1,5 +1,6 @@
-// The C API (runtime/seqrun.h) over runtime::Model, runtime::Session and Tensor: handles, checks of every
-// caller-supplied pointer, status codes with a per-thread message, and no exception past the boundary.
+// The C API (runtime/seqrun.h) for models, sessions and tensors, over runtime::Model, runtime::Session and
+// Tensor: checks of every caller-supplied pointer, status codes with a per-thread message, and no exception
+// past the boundary. Decoding (prefill, step, snapshots, generation) is in c_api_decode.cpp.
 #include "runtime/seqrun.h"
 
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "ir/serialize.h"
 #include "ir/tensor.h"
+#include "runtime/c_api_internal.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
 #include "runtime/specialize.h"
@@ -25,26 +27,51 @@ using seqrun::Result;
 using seqrun::Shape;
 using seqrun::Status;
 using seqrun::Tensor;
+using seqrun::c_api::clear_out;
+using seqrun::c_api::fail;
+using seqrun::c_api::guarded;
+using seqrun::c_api::join_names;
+using seqrun::c_api::ValueInfoStorage;
 using seqrun::runtime::Model;
 using seqrun::runtime::Session;
 
-// ---- the handles ------------------------------------------------------------------------------------
-
-struct seqrun_tensor {
-  Tensor tensor;
-};
+namespace seqrun::c_api {
 
 namespace {
 
-// One graph input or output as seqrun_value_info describes it; the pointers handed out point in here.
-struct ValueInfoStorage {
-  std::string name;
-  seqrun_dtype dtype = SEQRUN_DTYPE_UNDEFINED;
-  int rank = -1;
-  std::vector<int64_t> shape;
-  std::vector<std::string> dim_name_strings;
-  std::vector<const char*> dim_names;
-};
+thread_local std::string t_last_error;
+// When even storing the message fails (no memory), seqrun_last_error returns this instead.
+thread_local const char* t_last_error_fallback = nullptr;
+
+seqrun_status store_error(seqrun_status status, const std::string& message) noexcept {
+  try {
+    t_last_error = message;
+    t_last_error_fallback = nullptr;
+  } catch (...) {
+    t_last_error_fallback = "seqrun: out of memory while reporting an error";
+  }
+  return status;
+}
+
+}  // namespace
+
+seqrun_status fail(seqrun_status status, const char* function, const std::string& message) noexcept {
+  try {
+    return store_error(status, std::string(function) + ": " + message);
+  } catch (...) {
+    return store_error(status, std::string());
+  }
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace seqrun::c_api
+
+namespace {
 
 ValueInfoStorage describe_value(const seqrun::Value& value) {
   ValueInfoStorage info;
@@ -63,69 +90,6 @@ ValueInfoStorage describe_value(const seqrun::Value& value) {
     }
   }
   return info;
-}
-
-}  // namespace
-
-struct seqrun_model {
-  std::shared_ptr<const Model> model;
-  std::vector<ValueInfoStorage> inputs;
-  std::vector<ValueInfoStorage> outputs;
-};
-
-struct seqrun_session {
-  std::unique_ptr<Session> session;
-};
-
-namespace {
-
-// ---- errors -----------------------------------------------------------------------------------------
-
-thread_local std::string t_last_error;
-// When even storing the message fails (no memory), seqrun_last_error returns this instead.
-thread_local const char* t_last_error_fallback = nullptr;
-
-seqrun_status fail(seqrun_status status, const std::string& message) noexcept {
-  try {
-    t_last_error = message;
-    t_last_error_fallback = nullptr;
-  } catch (...) {
-    t_last_error_fallback = "seqrun: out of memory while reporting an error";
-  }
-  return status;
-}
-
-seqrun_status fail(seqrun_status status, const char* function, const std::string& message) noexcept {
-  try {
-    return fail(status, std::string(function) + ": " + message);
-  } catch (...) {
-    return fail(status, std::string());
-  }
-}
-
-// Runs `body` (which returns a seqrun_status) and turns any exception into a status and a message.
-template <typename Body>
-seqrun_status guarded(const char* function, Body&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return fail(SEQRUN_ERROR_OUT_OF_MEMORY, function, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(SEQRUN_ERROR_INTERNAL, function, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return fail(SEQRUN_ERROR_INTERNAL, function, "internal error: unknown exception");
-  }
-}
-
-template <typename T>
-void clear_out(T** out) {
-  if (out != nullptr) *out = nullptr;
-}
-
-std::string join_names(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
-  return out.empty() ? "none" : out;
 }
 
 std::optional<DType> dtype_of(seqrun_dtype dtype) {
@@ -231,27 +195,34 @@ seqrun_status value_index(const char* function, const seqrun_model_t* model, boo
 }
 
 // Runs the session on `inputs` (model order). `reuse[j]` is the caller's tensor for output j or null;
-// `results[j]` receives output j. Replaced outputs are cloned, so a handle never shares bytes with an input,
-// a weight or a plan (the reference executor may hand those out as results).
+// `results[j]` receives output j. A caller's tensor whose dtype and shape fit always receives the values in
+// its own bytes (the executor may have put them elsewhere, e.g. when the tensor overlaps an input); other
+// results that are not fresh plan outputs are cloned, so a handle never shares bytes with an input, a weight
+// or a plan (the reference executor may hand those out as results).
 seqrun_status run_session(const char* function, seqrun_session_t* session, const std::vector<Tensor>& inputs,
                           const std::vector<seqrun_tensor_t*>& reuse, std::vector<Tensor>& results) {
   const seqrun::Graph& graph = session->session->graph();
   Status checked = seqrun::runtime::check_input_specs(graph, seqrun::runtime::input_specs_of(inputs));
   if (!checked) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, function, checked.message());
   results.assign(reuse.size(), Tensor());
-  std::vector<const void*> before(reuse.size(), nullptr);
   for (size_t j = 0; j < reuse.size(); ++j) {
-    if (reuse[j] != nullptr) {
-      results[j] = reuse[j]->tensor;
-      before[j] = results[j].raw();
-    }
+    if (reuse[j] != nullptr) results[j] = reuse[j]->tensor;
   }
   Status ran = session->session->run_into(inputs, results);
   if (!ran) return fail(SEQRUN_ERROR_RUN, function, ran.message());
   for (size_t j = 0; j < results.size(); ++j) {
-    if (results[j].nbytes() > 0 && (reuse[j] == nullptr || results[j].raw() != before[j])) {
-      results[j] = results[j].clone();
+    Tensor& result = results[j];
+    if (reuse[j] != nullptr) {
+      Tensor& mine = reuse[j]->tensor;
+      if (result.raw() == mine.raw() && result.dtype() == mine.dtype() && result.shape() == mine.shape())
+        continue;
+      if (mine.dtype() == result.dtype() && mine.shape() == result.shape() && mine.raw() != nullptr) {
+        if (result.nbytes() > 0) std::memmove(mine.raw(), result.raw(), result.nbytes());
+        result = mine;
+        continue;
+      }
     }
+    if (result.nbytes() > 0) result = result.clone();
   }
   return SEQRUN_OK;
 }
@@ -305,8 +276,8 @@ seqrun_status check_run_arrays(const char* function, const seqrun_tensor_t* cons
 extern "C" {
 
 const char* seqrun_last_error(void) {
-  if (t_last_error_fallback != nullptr) return t_last_error_fallback;
-  return t_last_error.c_str();
+  if (seqrun::c_api::t_last_error_fallback != nullptr) return seqrun::c_api::t_last_error_fallback;
+  return seqrun::c_api::t_last_error.c_str();
 }
 
 const char* seqrun_status_name(seqrun_status status) {
@@ -537,7 +508,7 @@ seqrun_status seqrun_session_create(const seqrun_model_t* model, const seqrun_se
     Result<std::unique_ptr<Session>> session = Session::from_model(model->model, session_options);
     if (!session) return fail(SEQRUN_ERROR_INVALID_ARGUMENT, fn, session.status().message());
     auto handle = std::make_unique<seqrun_session>();
-    handle->session = std::move(session).value();
+    handle->session = std::shared_ptr<Session>(std::move(session).value());
     *out = handle.release();
     return SEQRUN_OK;
   });

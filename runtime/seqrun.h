@@ -193,6 +193,122 @@ SEQRUN_API seqrun_status seqrun_session_run_named(seqrun_session_t* session, con
                                                   const char* const* output_names, seqrun_tensor_t** outputs,
                                                   size_t num_outputs);
 
+/* ---- decoding: prefill, step, state snapshots ------------------------------------------------------
+ *
+ * A decoder (runtime::StatefulSession) feeds tokens to any number of independent sequences of one model and
+ * keeps each sequence's recurrent state between calls: prefill the prompt, then step one token at a time.
+ * The model must follow the state convention of runtime/state.h: one token-id input, a logits output, and
+ * carried state as "state.<key>" inputs paired with "new_state.<key>" outputs (or metadata naming them);
+ * a model without state also works (each call reruns the whole history).
+ * A decoder runs on a session and keeps it (and its model) alive. One thread at a time may use a decoder;
+ * for parallel decoding give each thread its own decoder on its own session. */
+
+typedef struct seqrun_decoder seqrun_decoder_t;
+typedef struct seqrun_snapshot seqrun_snapshot_t;
+
+typedef struct seqrun_decoder_options {
+  int64_t max_context;   /* most tokens one sequence may hold; 0 (default) = no bound */
+  int64_t prefill_chunk; /* prompt tokens per graph run; 0 (default) = the whole prompt at once */
+} seqrun_decoder_options;
+
+SEQRUN_API void seqrun_decoder_options_init(seqrun_decoder_options* options);
+
+/* A decoder over `session`; `options` may be NULL. Fails (SEQRUN_ERROR_INVALID_ARGUMENT) when the model
+ * does not follow the state convention, naming the input or output at fault. */
+SEQRUN_API seqrun_status seqrun_decoder_create(seqrun_session_t* session,
+                                               const seqrun_decoder_options* options, seqrun_decoder_t** out);
+SEQRUN_API void seqrun_decoder_free(seqrun_decoder_t* decoder);
+
+/* The logits' vocabulary size; -1 when the model does not say (or for NULL). */
+SEQRUN_API int64_t seqrun_decoder_vocab_size(const seqrun_decoder_t* decoder);
+/* Nonzero when the model carries state (steps cost O(1)); 0 when each call reruns the history. */
+SEQRUN_API int seqrun_decoder_is_stateful(const seqrun_decoder_t* decoder);
+
+/* A new sequence at the initial state (no tokens). Ids count up from 0 and are never reused. */
+SEQRUN_API seqrun_status seqrun_decoder_add_sequence(seqrun_decoder_t* decoder, int* seq_id);
+SEQRUN_API seqrun_status seqrun_decoder_remove_sequence(seqrun_decoder_t* decoder, int seq_id);
+/* Back to the initial state, no tokens. */
+SEQRUN_API seqrun_status seqrun_decoder_reset(seqrun_decoder_t* decoder, int seq_id);
+SEQRUN_API seqrun_status seqrun_decoder_token_count(const seqrun_decoder_t* decoder, int seq_id,
+                                                    int64_t* count);
+
+/* Feeds `count` tokens (count >= 1) to the sequence. When `logits` is not NULL it receives the logits after
+ * the last token, f32[vocab]: *logits NULL gets a new tensor the caller frees; a tensor from the caller is
+ * reused (written in place when it is f32[vocab], else given new bytes). A max_context overflow is refused
+ * before anything runs and leaves the sequence unchanged; after any other failure, reset or restore it. */
+SEQRUN_API seqrun_status seqrun_decoder_prefill(seqrun_decoder_t* decoder, int seq_id, const int32_t* tokens,
+                                                size_t count, seqrun_tensor_t** logits);
+/* Feeds one token; `logits` as for prefill. */
+SEQRUN_API seqrun_status seqrun_decoder_step(seqrun_decoder_t* decoder, int seq_id, int32_t token,
+                                             seqrun_tensor_t** logits);
+
+/* A deep copy of the sequence's state (recurrent state, token count, last logits). Restoring it into any
+ * sequence of a decoder for the same model continues exactly from there; a snapshot may be restored any
+ * number of times. */
+SEQRUN_API seqrun_status seqrun_decoder_snapshot(const seqrun_decoder_t* decoder, int seq_id,
+                                                 seqrun_snapshot_t** out);
+SEQRUN_API seqrun_status seqrun_decoder_restore(seqrun_decoder_t* decoder, int seq_id,
+                                                const seqrun_snapshot_t* snapshot);
+SEQRUN_API int64_t seqrun_snapshot_token_count(const seqrun_snapshot_t* snapshot);
+SEQRUN_API void seqrun_snapshot_free(seqrun_snapshot_t* snapshot);
+
+/* ---- sampling ---------------------------------------------------------------------------------------
+ * Picks the next token from logits: greedy (temperature 0) or random with temperature, top-k and top-p,
+ * from a seeded generator, so the same seed and logits give the same tokens everywhere (runtime/sampler.h).
+ */
+
+typedef struct seqrun_sampler seqrun_sampler_t;
+
+typedef struct seqrun_sampling_options {
+  double temperature; /* 0 = greedy (argmax); default 1 */
+  int64_t top_k;      /* 0 (default) = no limit */
+  double top_p;       /* in (0, 1]; 1 (default) = no limit */
+  uint64_t seed;      /* default 0 */
+} seqrun_sampling_options;
+
+SEQRUN_API void seqrun_sampling_options_init(seqrun_sampling_options* options);
+SEQRUN_API seqrun_status seqrun_sampler_create(const seqrun_sampling_options* options,
+                                               seqrun_sampler_t** out);
+SEQRUN_API void seqrun_sampler_free(seqrun_sampler_t* sampler);
+/* The next token for `logits` (f32, its elements are the vocabulary). NaN or +inf logits are an error. */
+SEQRUN_API seqrun_status seqrun_sampler_sample(seqrun_sampler_t* sampler, const seqrun_tensor_t* logits,
+                                               int32_t* token);
+
+/* ---- text generation -------------------------------------------------------------------------------
+ * Encodes a prompt with the tokenizer stored in the model (seqrun-export --tokenizer), prefills it on a new
+ * sequence, then samples and steps until max_tokens, a stop string, the end-of-sequence token or the
+ * callback ends it. The callback receives the generated text as it is produced, in pieces of whole UTF-8
+ * characters (not NUL-terminated: use `length`); a stop string and what follows it are never passed on. */
+
+/* Return nonzero to continue, 0 to stop generating. */
+typedef int (*seqrun_text_callback)(const char* text, size_t length, void* user_data);
+
+typedef struct seqrun_generate_options {
+  int64_t max_tokens; /* most tokens to generate, the end-of-sequence token included; default 100 */
+  seqrun_sampling_options sampling;
+  const char* const* stop; /* `num_stop` non-empty stop strings, or NULL; default none */
+  size_t num_stop;
+  int stop_at_eos; /* nonzero (default): the tokenizer's end-of-sequence id ends generation */
+} seqrun_generate_options;
+
+typedef struct seqrun_generate_stats {
+  int64_t prompt_tokens;
+  int64_t generated_tokens; /* sampled tokens, including a final end-of-sequence or stop-completing one */
+  double setup_seconds;     /* building execution plans before the timed runs (once per shape) */
+  double prompt_seconds;
+  double generation_seconds;
+  char finish_reason[16]; /* "length", "stop", "eos" or "callback" */
+} seqrun_generate_stats;
+
+SEQRUN_API void seqrun_generate_options_init(seqrun_generate_options* options);
+/* Generates on a new sequence of `decoder` (removed again at the end). `options` and `stats` may be NULL;
+ * `callback` may be NULL (the text is then only counted). Fails with SEQRUN_ERROR_NOT_FOUND when the model
+ * has no tokenizer. */
+SEQRUN_API seqrun_status seqrun_generate(seqrun_decoder_t* decoder, const char* prompt,
+                                         const seqrun_generate_options* options,
+                                         seqrun_text_callback callback, void* user_data,
+                                         seqrun_generate_stats* stats);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -430,6 +430,7 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
                         shape_to_string(slot.shape));
     }
     std::memcpy(seq.next[i].raw(), out.raw(), out.nbytes());
+    ++copied_state_outputs_;
   }
 
   // The logits of the last position.

@@ -125,6 +125,10 @@ class StatefulSession {
   // Handles to the sequence's current state tensors (views into its persistent allocation).
   Result<std::vector<Tensor>> states(int seq_id) const;
 
+  // State outputs that the executor did not write in place and that were copied into the persistent buffers
+  // instead (the reference executor allocates its outputs; the planned one writes in place: 0).
+  int64_t copied_state_outputs() const { return copied_state_outputs_; }
+
   Result<SequenceState> snapshot(int seq_id) const;
   // Copies `state` into the sequence; its tensors must have the signature's dtypes and shapes.
   Status restore(int seq_id, const SequenceState& state);
@@ -142,6 +146,7 @@ class StatefulSession {
   StatefulOptions options_;
   std::map<int, std::unique_ptr<Sequence>> sequences_;
   int next_id_ = 0;
+  int64_t copied_state_outputs_ = 0;
 };
 
 }  // namespace seqrun::runtime
