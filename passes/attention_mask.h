@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "passes/attention_index.h"
 #include "passes/symbolic_dims.h"
 
 namespace seqrun::passes {
@@ -61,35 +62,24 @@ class MaskAnalyzer {
  public:
   MaskAnalyzer(ShapeReasoner& shapes, ScoreFrame frame);
   // Mask applications found between the scores and the softmax, in any order and number.
-  void add_bias(Value* bias);                               // Add(s, bias)
-  void add_fill(Value* condition, bool masked_where_true);  // Where(c, -inf, s) / Where(c, s, -inf)
+  void add_bias(Value* bias);  // Add(s, bias)
+  // Where(c, fill, s) / Where(c, s, fill). A finite fill (<= -65504) only counts as -inf when the
+  // condition is proven structural: on a bool tensor mask it differs from -inf on fully masked rows.
+  void add_fill(Value* condition, bool masked_where_true, bool fill_is_neg_inf = true);
   // Proves the collected terms and turns them into a plan; false when they cannot be expressed exactly.
   bool finish(MaskPlan* plan);
   // Why finish() failed (for logs and tests).
   const std::string& failure() const { return failure_; }
 
-  // Term bookkeeping is internal; declared here so the implementation file can name them.
-  struct Linear {  // c + sum(coeff * monomial): symbolic integer constants of index expressions
-    bool known = true;
-    int64_t c = 0;
-    std::map<std::string, int64_t> terms;
-  };
-  struct Affine {  // sum(coef[a] * index_a) + constant + batch_coef * x[index along batch_axis]
-    std::vector<int64_t> coef;
-    std::vector<SymDim> extent;  // per axis: the size the expression was computed over (1: broadcast)
-    Linear constant;
-    const Value* batch_var = nullptr;
-    int batch_axis = -1;
-    int64_t batch_coef = 0;
-  };
+  // Term bookkeeping is internal; declared here so the implementation file can name it.
   struct Term {
     enum class Kind { Zero, Masked, Tensor } kind = Kind::Tensor;
     Value* value = nullptr;  // materialized value (float bias, or the bool condition of a fill)
     bool is_bool = false;    // value is a bool condition
     bool bool_masked_where_true = false;
-    int rank = 0;                // rank of `value`, the planes' coefficient length
-    std::vector<Affine> planes;  // Masked: key masked iff any plane > 0
-    SymDim padded_keys;          // Tensor: keys the graph appends as -inf (Pad): Attention's own rule
+    int rank = 0;                   // rank of `value`, the planes' coefficient length
+    std::vector<IndexExpr> planes;  // Masked: key masked iff any plane > 0
+    SymDim padded_keys;             // Tensor: keys the graph appends as -inf (Pad): Attention's own rule
   };
 
  private:

@@ -18,6 +18,8 @@ struct ChunkPlan {
   int64_t window = -1;
 };
 
+// One Attention -> ChunkedAttention rewrite: match() checks the domain (4-D, no cache, no nonpad, only Y
+// used) and the size rule and folds a structural mask into attributes; rewrite() replaces the node.
 class AttentionToChunkedPattern {
  public:
   AttentionToChunkedPattern(ShapeReasoner& shapes, const ChunkAttentionOptions& options)

@@ -33,7 +33,12 @@ struct ScoreChain {
   };
   std::vector<Visited> visited;
   std::vector<Value*> biases;
-  std::vector<std::pair<Value*, bool>> fills;  // condition, masked where true
+  struct Fill {
+    Value* condition;
+    bool masked_where_true;
+    bool neg_inf;  // the fill is -inf (else a finite value <= -65504)
+  };
+  std::vector<Fill> fills;
   std::optional<double> softcap;
   double scale = 1.0;
   int scales = 0;
@@ -64,6 +69,11 @@ std::optional<double> fill_value(Value* v, ShapeReasoner& shapes) {
   return x;
 }
 
+// The rewrite of one softmax attention. match() walks back from a Softmax to the scores MatMul and
+// forward to MatMul(probs, V), proves operands, heads and masks, and fills an AttentionMatch without
+// touching the graph; rewrite() inserts the Attention node (and the few Transpose / Not / Unsqueeze nodes
+// it needs) before MatMul(probs, V) and moves every use of the replaced values to it. The old chain is
+// left for dead-code removal.
 class SoftmaxAttentionPattern {
  public:
   explicit SoftmaxAttentionPattern(ShapeReasoner& shapes) : shapes_(shapes) {}
@@ -108,7 +118,7 @@ class SoftmaxAttentionPattern {
     if (!frame_of(scores, m, &frame)) return false;
     MaskAnalyzer masks(shapes_, frame);
     for (Value* b : chain.biases) masks.add_bias(b);
-    for (const auto& [cond, where_true] : chain.fills) masks.add_fill(cond, where_true);
+    for (const ScoreChain::Fill& f : chain.fills) masks.add_fill(f.condition, f.masked_where_true, f.neg_inf);
     if (!masks.finish(&m->mask)) return false;
     if (guard_bias != nullptr) {
       // The row guard is Attention's rule only when it reads the whole bias.
@@ -223,7 +233,7 @@ class SoftmaxAttentionPattern {
         if (!f || *f > kMaskedFill || ShapeReasoner::rank(n->input(fill_at)) > ShapeReasoner::rank(x))
           continue;
         ScoreChain next = st;
-        next.fills.push_back({n->input(0), fill_at == 1});
+        next.fills.push_back({n->input(0), fill_at == 1, std::isinf(*f)});
         ++next.masks;
         if (walk_scores(n->input(fill_at == 1 ? 2 : 1), true, next, out, depth + 1)) return true;
       }

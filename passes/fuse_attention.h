@@ -20,7 +20,8 @@
 // a chain value used outside the pattern is allowed only when it is one of the values Attention can
 // return as qk_matmul_output (mode 0..3), and then it is. The one difference: a row in which every key
 // is masked gives 0 (ONNX Attention's definition) where a graph without the function body's row guard
-// computes softmax(all -inf) = NaN. Anything the pass cannot prove leaves the graph as it is.
+// computes softmax(all -inf) = NaN (or, for a finite fill like finfo.min, which is accepted only on proven
+// causal/padding structure, the mean of V). Anything the pass cannot prove leaves the graph as it is.
 #pragma once
 
 #include "passes/pass.h"

@@ -10,6 +10,7 @@
 #include "passes/fuse_attention.h"
 #include "passes/fuse_epilogues.h"
 #include "passes/fuse_mixed_chunk_attention.h"
+#include "passes/fuse_scan_body.h"
 #include "passes/fuse_ssm_scan.h"
 #include "passes/linearize_attention.h"
 #include "passes/pass.h"
@@ -19,12 +20,13 @@ namespace seqrun::passes {
 const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
   static const std::vector<std::pair<std::string, PassFactory>> registry = {
       {"canonicalize", [] { return std::unique_ptr<Pass>(new CanonicalizePass()); }},
+      {"fuse-scan-body", [] { return std::unique_ptr<Pass>(new FuseScanBodyPass()); }},
       {"fuse-ssm-scan", [] { return std::unique_ptr<Pass>(new FuseSsmScanPass()); }},
       {"fuse-attention", [] { return std::unique_ptr<Pass>(new FuseAttentionPass()); }},
       {"chunk-attention", [] { return std::unique_ptr<Pass>(new ChunkAttentionPass()); }},
       {"fuse-mixed-chunk-attention", [] { return std::unique_ptr<Pass>(new FuseMixedChunkAttentionPass()); }},
       {"linearize-attention", [] { return std::unique_ptr<Pass>(new LinearizeAttentionPass()); }},
-      // Approximate: never in a pipeline_for_level list; "approximate-attention=favor:M" picks M (create_pass).
+      // Approximate: in no pipeline_for_level list; "approximate-attention=favor:M" picks M (create_pass).
       {"approximate-attention", [] { return std::unique_ptr<Pass>(new ApproximateAttentionPass()); }},
       {"fold-batchnorm", [] { return std::unique_ptr<Pass>(new FoldBatchNormPass()); }},
       {"fuse-epilogues", [] { return std::unique_ptr<Pass>(new FuseEpiloguesPass()); }},
@@ -34,7 +36,9 @@ const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
 
 std::unique_ptr<Pass> create_pass(const std::string& name) {
   const std::string approximate = "approximate-attention=";
-  if (name.rfind(approximate, 0) == 0) return create_approximate_attention_pass(name.substr(approximate.size()));
+  if (name.rfind(approximate, 0) == 0) {
+    return create_approximate_attention_pass(name.substr(approximate.size()));
+  }
   for (const auto& [n, factory] : pass_registry()) {
     if (n == name) return factory();
   }
@@ -43,8 +47,15 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
 
 std::vector<std::string> pipeline_for_level(int level) {
   if (level <= 0) return {};
-  return {"canonicalize",        "fuse-ssm-scan",  "fuse-attention", "chunk-attention",
-          "fuse-mixed-chunk-attention", "linearize-attention", "fold-batchnorm", "fuse-epilogues"};
+  return {"canonicalize",
+          "fuse-scan-body",
+          "fuse-ssm-scan",
+          "fuse-attention",
+          "chunk-attention",
+          "fuse-mixed-chunk-attention",
+          "linearize-attention",
+          "fold-batchnorm",
+          "fuse-epilogues"};
 }
 
 Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {

@@ -1,6 +1,6 @@
 // The op-test table, sequence mixing and control flow: Attention (4-D, packed GQA, causal, masks, KV cache,
 // softcap, padding), FlexAttention, LinearAttention (every update rule), CausalConvWithState,
-// RotaryEmbedding, SwiGLU, TokenShift, RWKV4WKV, LinearRecurrence, Scan, Loop and If.
+// RotaryEmbedding, SwiGLU, TokenShift, RWKV4WKV, LinearRecurrence, MixedChunkAttention, Scan, Loop and If.
 #include <memory>
 
 #include "ir/graph.h"
@@ -31,6 +31,19 @@ void add_attention_cases(std::vector<Case>& cases, Rng& rng) {
     return add_case(cases, "Attention", std::move(inputs)).cost_flops(attention_flops);
   };
   attn({f32({b, h, s, d}), f32({b, h, s + 3, d}), f32({b, h, s + 3, d + 8})});
+  // ChunkedAttention: GQA with keys longer than queries and blocks that do not divide the lengths; causal
+  // with a sliding window.
+  add_case(cases, "ChunkedAttention", {f32({b, h, s, d}), f32({b, h / 2, s + 3, d}), f32({b, h / 2, s + 3, d})})
+      .attr("block_q", 4)
+      .attr("block_k", 8)
+      .cost_flops(attention_flops);
+  add_case(cases, "ChunkedAttention", {f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d})})
+      .attr("is_causal", 1)
+      .attr("window", 3)
+      .attr("block_q", 4)
+      .attr("block_k", 4)
+      .cost_flops(attention_flops)
+      .with_note("causal window");
   attn({f32({b, h, s, d}), f32({b, h, s, d}), f32({b, h, s, d})}).attr("is_causal", 1).with_note("causal");
   attn({f32({b, s, h * d}), f32({b, s, (h / 2) * d}), f32({b, s, (h / 2) * d})})
       .attr("q_num_heads", h)
@@ -209,6 +222,33 @@ void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
   add_case(cases, "LinearRecurrence", {f32({4, 2048, 1024}, uniform(0.5, 1.0)), f32({4, 2048, 1024})}).perf();
 }
 
+// More SelectiveScan cases for the kernels' edge paths: Bmat/Cmat grouped (Mamba-2 style) without
+// softplus, the largest state (N = 64), bf16 activations with f32 A and D. Shapes come from a copy of
+// `rng`, so these cases leave the shapes of every later case unchanged.
+void add_selective_scan_cases(std::vector<Case>& cases, const Rng& table_rng) {
+  Rng rng = table_rng;
+  rng.discard(977);
+  const int64_t b = pick(rng, 1, 2), d = pick(rng, 1, 24), n = pick(rng, 1, 20), l = pick(rng, 33, 100);
+  const Fill a_fill = uniform(-2.0, -0.1), delta_fill = uniform(-3.0, 1.0);
+  auto scan = [&](std::vector<InputSpec> inputs) -> Case& {
+    return add_case(cases, "SelectiveScan", std::move(inputs));
+  };
+  scan({f32({b, 2 * d, l}), f32({b, 2 * d, l}, uniform(0.01, 0.5)), weight(DType::f32, {2 * d, n}, a_fill),
+        f32({b, 2, n, l}), f32({b, 2, n, l})})
+      .attr("delta_softplus", 0)
+      .with_note("grouped, no softplus");
+  scan({f32({1, 8, l}), f32({1, 8, l}, delta_fill), weight(DType::f32, {8, 64}, a_fill), f32({1, 64, l}),
+        f32({1, 64, l}), weight(DType::f32, {8})})
+      .outputs(2)
+      .with_note("N = 64");
+  scan({in(DType::bf16, {b, d, l}), in(DType::bf16, {b, d, l}, delta_fill),
+        weight(DType::f32, {d, n}, a_fill), in(DType::bf16, {b, n, l}), in(DType::bf16, {b, n, l}),
+        weight(DType::f32, {d}), in(DType::bf16, {b, d, l}, uniform(-3, 3)),
+        weight(DType::f32, {d}, uniform(-1, 0))})
+      .outputs(2)
+      .with_note("bf16, f32 A and D");
+}
+
 // Scan: (sum, x_t) -> (sum + x_t * w, sum + x_t * w) with w captured from the outer graph.
 std::shared_ptr<Graph> running_sum_body(int64_t width) {
   auto body = std::make_shared<Graph>("scan_body");
@@ -276,10 +316,27 @@ void add_control_flow_cases(std::vector<Case>& cases, Rng& rng) {
 
 }  // namespace
 
+// MixedChunkAttention (GAU/FLASH): causal and not, a partial last chunk, the optional [C, C] bias.
+void add_mixed_chunk_attention_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t b = pick(rng, 1, 2), c = 4 * pick(rng, 1, 4), t = c * pick(rng, 1, 4) + pick(rng, 0, 3),
+                s = 8 * pick(rng, 1, 2), e = 8 * pick(rng, 1, 4);
+  auto mca = [&](std::vector<InputSpec> inputs) -> Case& {
+    const double flops = 2.0 * static_cast<double>(b * t) * static_cast<double>(c * (s + e) + 2 * s * e);
+    return add_case(cases, "MixedChunkAttention", std::move(inputs))
+        .attr("chunk_size", c)
+        .cost_flops([flops](const Args&, const Args&) { return flops; });
+  };
+  const InputSpec q = f32({b, t, s}), v = f32({b, t, e});
+  mca({q, q, q, q, v}).with_note("causal");
+  mca({q, q, q, q, v, f32({c, c}, uniform(-0.5, 0.5))}).attr("causal", 0).with_note("non-causal, bias");
+}
+
 void add_sequence_cases(std::vector<Case>& cases, Rng& rng) {
   add_attention_cases(cases, rng);
+  add_mixed_chunk_attention_cases(cases, rng);
   add_linear_attention_cases(cases, rng);
   add_scan_cases(cases, rng);
+  add_selective_scan_cases(cases, rng);
   add_control_flow_cases(cases, rng);
 }
 
