@@ -75,10 +75,29 @@ bool is_state_slice(const Node* slice, const Value* padded, const Value* x, int6
   return start_ok && end_ok;
 }
 
-// Finds SiLU(conv_out) = Mul(a, Sigmoid(a)) with a = conv_out or a float Cast of it, optionally cast back
-// to x's dtype. Every intermediate must be used only inside the pattern.
+// With right padding the Conv yields L + right outputs; the first L (a Slice [0, L) on axis 2, as Mamba's
+// `conv1d(x)[..., :L]`) are the causal ones. That Slice's output, or null.
+Value* first_steps_slice(Value* conv_out, const Value* x, ShapeReasoner& shapes) {
+  if (conv_out->uses().size() != 1 || conv_out->is_graph_output()) return nullptr;
+  Node* slice = conv_out->uses()[0].node;
+  if (slice->op() != "Slice" || slice->input(0) != conv_out || slice->num_inputs() < 4) return nullptr;
+  if (!is_time_axis(shapes.elements(slice->input(3)))) return nullptr;
+  if (slice->num_inputs() > 4 && slice->input(4) != nullptr) {
+    auto steps = shapes.elements(slice->input(4));
+    if (!steps || steps->size() != 1 || !(*steps)[0].is(1)) return nullptr;
+  }
+  auto starts = shapes.elements(slice->input(1));
+  auto ends = shapes.elements(slice->input(2));
+  const SymDim length = shapes.dim(x, 2);
+  if (!starts || !ends || starts->size() != 1 || ends->size() != 1 || !(*starts)[0].is(0)) return nullptr;
+  if (!length.known() || (*ends)[0] != length) return nullptr;
+  return slice->output(0);
+}
+
+// Finds SiLU(y) = Mul(a, Sigmoid(a)) with y the causal output, a = y or a float Cast of it, optionally cast
+// back to x's dtype. Every intermediate must be used only inside the pattern.
 void match_silu(CausalConv& cc) {
-  Value* conv_out = cc.conv->output(0);
+  Value* conv_out = cc.output;
   const DType want = cc.x->type().dtype();
   std::set<const Node*> pattern;
   Value* a = conv_out;
@@ -152,8 +171,9 @@ bool match_causal_conv(Node* conv, ShapeReasoner& shapes, CausalConv* cc) {
   cc->bias = conv->num_inputs() > 2 ? conv->input(2) : nullptr;
   cc->output = conv->output(0);
   Value* in = conv->input(0);
-  if (!pads.empty() && pads[0] == K - 1 && pads[1] == 0 && K > 1) {
-    cc->x = in;  // Conv{pads = [K-1, 0]}(x): zero left padding, no state to carry
+  if (!pads.empty() && pads[0] == K - 1 && K > 1) {
+    cc->x = in;  // Conv{pads = [K-1, right]}(x): zero left padding, no state to carry
+    if (pads[1] != 0 && !(cc->output = first_steps_slice(conv->output(0), in, shapes))) return false;
   } else {
     if (!all_zero(pads)) return false;
     Node* concat = producer(in, "Concat");

@@ -8,7 +8,8 @@
 //          o  = scale · squeeze(q[None] @ S')
 //   out:   Reshape(Transpose{[1, 0, 2, 3]}(O), [B, T, H*Dv]), final state S'
 //
-// Only f32 queries and q_num_heads == kv_num_heads (the body's MatMul does not broadcast heads);
+// Only f32 queries; q_num_heads == kv_num_heads, or the grouped-query read of the expanded function body
+// (each kv state repeated Hq/Hkv times before the read, see grouped_read_ok);
 // the initial state is zeros (no past_state) or a value of the state layout [B, H, dk, dv].
 #include <set>
 #include <string>
@@ -88,6 +89,10 @@ struct LinearAttentionBody {
   std::string rule;  // "linear", "gated", "delta" or "gated_delta"
   double scale = 0;
   int q = -1, k = -1, v = -1, decay = -1, beta = -1;  // body input index of each per-token operand
+  // Grouped-query read: Reshape(Expand(Unsqueeze(S', 2), [B, Hkv, G, dk, dv]), [B, Hq, dk, dv]); the
+  // outer values of the Expand and Reshape targets, checked once the head counts are known.
+  const Value* expand_shape = nullptr;
+  const Value* read_shape = nullptr;
 };
 
 int input_index(const Graph& body, const Value* v) {
@@ -137,7 +142,17 @@ bool match_body(const BodyReader& r, const Graph& body, LinearAttentionBody* m) 
   }
   if (squeeze == nullptr || squeeze->num_inputs() != 2 || r.axis(squeeze->input(1), 4) != 2) return false;
   Node* read = BodyReader::made_by(squeeze->input(0), "MatMul");
-  if (read == nullptr || read->input(1) != state_out) return false;
+  if (read == nullptr) return false;
+  if (read->input(1) != state_out) {
+    Node* reshape = BodyReader::made_by(read->input(1), "Reshape");
+    Node* expand = reshape ? BodyReader::made_by(reshape->input(0), "Expand") : nullptr;
+    Node* unsq = expand ? BodyReader::made_by(expand->input(0), "Unsqueeze") : nullptr;
+    if (unsq == nullptr || unsq->input(0) != state_out || r.axis(unsq->input(1), 5) != 2) return false;
+    if (reshape->get_int("allowzero", 0) != 0) return false;
+    m->expand_shape = r.outer(expand->input(1));
+    m->read_shape = r.outer(reshape->input(1));
+    if (m->expand_shape == nullptr || m->read_shape == nullptr) return false;
+  }
   m->q = input_index(body, r.unsqueezed(read->input(0), 2));
   // state_out = prev + MatMul(Unsqueeze(k, -1), Unsqueeze(v, -2))
   Node* add = BodyReader::made_by(state_out, "Add");
@@ -175,8 +190,8 @@ bool match_body(const BodyReader& r, const Graph& body, LinearAttentionBody* m) 
          distinct.size() == want_inputs - 1 + (m->decay < 1 || m->beta < 1 ? 1 : 0);
 }
 
-// Transpose{[1, 0, 2, 3]}(Reshape(x [B, T, H*D] -> [B, T, H, D])): x and H, else null.
-Value* packed_input(Value* x4, ShapeReasoner& shapes, int64_t* heads) {
+// Transpose{[1, 0, 2, 3]}(Reshape(x [B, T, H*D] -> [B, T, H, D])): x, H (and D), else null.
+Value* packed_input(Value* x4, ShapeReasoner& shapes, int64_t* heads, SymDim* head_dim = nullptr) {
   Node* t = producer(x4, "Transpose");
   if (t == nullptr || transpose_perm(t) != std::vector<int64_t>{1, 0, 2, 3}) return nullptr;
   Node* reshape = producer(t->input(0), "Reshape");
@@ -187,7 +202,28 @@ Value* packed_input(Value* x4, ShapeReasoner& shapes, int64_t* heads) {
   if (!d || d->size() != 4 || !(*d)[2].is_static() || (*d)[2].value() < 1) return nullptr;
   if (!shapes.dim(x, 0).known() || (*d)[0] != shapes.dim(x, 0) || (*d)[1] != shapes.dim(x, 1)) return nullptr;
   *heads = (*d)[2].value();
+  if (head_dim != nullptr) *head_dim = (*d)[3];
   return x;
+}
+
+// The grouped-query read repeats each kv head's state G = Hq / Hkv times, kv head-major, so query head h
+// reads kv head h / G (LinearAttention's grouping): Expand to [B|1, Hkv|1, G, dk|1, dv|1] after the
+// Unsqueeze at axis 2, then Reshape to [B|0, Hq, dk, dv] (one of the last two may be -1).
+bool grouped_read_ok(const LinearAttentionBody& m, ShapeReasoner& shapes, Value* q, int64_t hq, int64_t hkv,
+                     const SymDim& dk, const SymDim& dv) {
+  if (hkv < 1 || hq % hkv != 0 || !dk.known() || !dv.known()) return false;
+  auto e = shapes.elements(m.expand_shape);
+  auto r = shapes.elements(m.read_shape);
+  if (!e || !r || e->size() != 5 || r->size() != 4) return false;
+  const SymDim batch = shapes.dim(q, 0);
+  auto one_or = [](const SymDim& x, const SymDim& want) { return x.is(1) || (want.known() && x == want); };
+  if (!one_or((*e)[0], batch) || !one_or((*e)[1], SymDim::of(hkv)) || !(*e)[2].is(hq / hkv) ||
+      !one_or((*e)[3], dk) || !one_or((*e)[4], dv)) {
+    return false;
+  }
+  const bool r0 = (*r)[0].is(0) || (batch.known() && (*r)[0] == batch);
+  const bool r23 = ((*r)[2] == dk && ((*r)[3] == dv || (*r)[3].is(-1))) || ((*r)[2].is(-1) && (*r)[3] == dv);
+  return r0 && (*r)[1].is(hq) && r23;
 }
 
 }  // namespace
@@ -210,14 +246,16 @@ Result<bool> fuse_linear_attention_scan(Graph& graph, Node* scan, ShapeReasoner&
   if (!match_body(reader, body, &m)) return false;
 
   int64_t hq = 0, hk = 0, hv = 0, hg = 0, hb = 0;
-  Value* q = packed_input(scan->input(m.q), shapes, &hq);
+  SymDim dk, dv;
+  Value* q = packed_input(scan->input(m.q), shapes, &hq, &dk);
   Value* k = packed_input(scan->input(m.k), shapes, &hk);
-  Value* v = packed_input(scan->input(m.v), shapes, &hv);
+  Value* v = packed_input(scan->input(m.v), shapes, &hv, &dv);
   Value* g = m.decay >= 1 ? packed_input(scan->input(m.decay), shapes, &hg) : nullptr;
   Value* beta = m.beta >= 1 ? packed_input(scan->input(m.beta), shapes, &hb) : nullptr;
   if (q == nullptr || k == nullptr || v == nullptr || (m.decay >= 1 && g == nullptr)) return false;
   if (m.beta >= 1 && beta == nullptr) return false;
-  if (hq != hk || hk != hv || (g != nullptr && hg != hk) || (beta != nullptr && hb != hk)) return false;
+  if (hk != hv || (g != nullptr && hg != hk) || (beta != nullptr && hb != hk)) return false;
+  if (m.expand_shape == nullptr ? hq != hk : !grouped_read_ok(m, shapes, q, hq, hk, dk, dv)) return false;
 
   // Outputs: Reshape(Transpose{[1, 0, 2, 3]}(per-token outputs)) -> [B, T, H*Dv]; the final state.
   Value* accum = scan->output(1);

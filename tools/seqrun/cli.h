@@ -72,6 +72,8 @@ struct InspectArgs {
   bool memory = false;                    // --memory: the execution plan's memory report
   bool placement = false;                 // --placement: backend and kernel of every node
   std::vector<std::string> input_shapes;  // --input-shape NAME=1x1024 (binds symbolic dims)
+  std::string approximate;                // --approximate favor[:M] (tools/seqrun/approximate.h)
+  std::vector<std::string> inputs;        // --input NAME=FILE.npy: what --approximate measures on
   PipelineArgs pipeline;
 };
 
@@ -81,6 +83,7 @@ struct RunArgs {
   std::string output_dir;
   bool check_finite = false;
   std::string profile_path;  // --profile trace.json: Chrome/Perfetto trace of the run
+  std::string approximate;   // --approximate favor[:M] (tools/seqrun/approximate.h)
   PipelineArgs pipeline;
 };
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/text.h"
+#include "tools/seqrun/approximate.h"
 #include "tools/seqrun/cli.h"
 
 namespace seqrun::cli {
@@ -71,7 +72,7 @@ std::string pass_list(const std::vector<passes::PassReport>& reports) {
 }
 
 void print_text(const InspectArgs& args, const OpenedModel& model, const GraphSummary& summary,
-                const std::string& ir_text) {
+                const std::string& ir_text, const std::string& approximation) {
   const runtime::Session& session = *model.session;
   const Graph& graph = session.graph();
   std::printf("model: %s (%s)\n", args.model.c_str(), model.format.c_str());
@@ -90,6 +91,7 @@ void print_text(const InspectArgs& args, const OpenedModel& model, const GraphSu
   std::printf("weights: %lld tensors, %llu bytes\n", static_cast<long long>(summary.num_weights),
               static_cast<unsigned long long>(summary.weight_bytes));
   std::printf("passes: %s\n", pass_list(session.pass_reports()).c_str());
+  if (!approximation.empty()) std::printf("%s\n", approximation.c_str());
   if (!session.metadata().empty()) {
     std::printf("metadata:\n");
     for (const auto& [key, value] : session.metadata()) {
@@ -103,7 +105,7 @@ void print_text(const InspectArgs& args, const OpenedModel& model, const GraphSu
 }
 
 void print_json(const InspectArgs& args, const OpenedModel& model, const GraphSummary& summary,
-                const std::string& ir_text) {
+                const std::string& ir_text, const std::string& approximation) {
   const runtime::Session& session = *model.session;
   const Graph& graph = session.graph();
   nlohmann::ordered_json j;
@@ -121,6 +123,7 @@ void print_json(const InspectArgs& args, const OpenedModel& model, const GraphSu
     j["passes"].push_back({{"name", r.pass}, {"changed", r.changed}});
   }
   j["metadata"] = session.metadata();
+  if (!approximation.empty()) j["approximation"] = approximation;
   j["ir"] = ir_text;
   std::printf("%s\n", j.dump(2).c_str());
 }
@@ -280,6 +283,13 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
       ->type_name("NAME=DIMS")
       ->allow_extra_args(false);
   add_pipeline_options(*cmd, args.pipeline);
+  add_approximate_option(*cmd, args.approximate);
+  cmd->add_option(
+         "-i,--input", args.inputs,
+         "With --approximate: measure on the array in FILE.npy as input NAME (repeat per input; default: "
+         "N(0, 1) inputs of the static input shapes)")
+      ->type_name("NAME=FILE.npy")
+      ->allow_extra_args(false);
   cmd->footer(
       "Examples:\n"
       "  seqrun inspect model.seqrun                 summary and IR after the default passes (-O1)\n"
@@ -288,7 +298,8 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
       "  seqrun inspect model.onnx -O0               the imported graph, unoptimized\n"
       "  seqrun inspect model.onnx --passes canonicalize --weights\n"
       "  seqrun inspect model.seqrun --format json   one JSON object: inputs, outputs, ops, weights, passes, "
-      "ir");
+      "ir\n"
+      "  seqrun inspect model.onnx --approximate favor:64 -i x=x.npy   FAVOR+ graph, its error and speed-up");
   return cmd;
 }
 
@@ -309,7 +320,17 @@ int run_inspect(const InspectArgs& args, const GlobalArgs& global) {
   if (!shapes.empty() && !args.memory && !args.placement) {
     return report_error("--input-shape only applies to --memory and --placement", kExitUsage);
   }
-  Result<OpenedModel> model = open_model(args.model, make_session_options(args.pipeline, global));
+  if (!args.inputs.empty() && args.approximate.empty()) {
+    return report_error("--input only applies to --approximate", kExitUsage);
+  }
+  runtime::SessionOptions options = make_session_options(args.pipeline, global);
+  runtime::SessionOptions shown_options = options;
+  if (!args.approximate.empty()) {  // the graph shown is the approximated one
+    Result<runtime::SessionOptions> approximated = approximate_session_options(options, args.approximate);
+    if (!approximated) return report_error(approximated.status().message(), kExitUsage);
+    shown_options = *approximated;
+  }
+  Result<OpenedModel> model = open_model(args.model, shown_options);
   if (!model) return report_error(model.status().message());
   if (args.memory || args.placement) {
     const runtime::Session& session = *model->session;
@@ -336,15 +357,27 @@ int run_inspect(const InspectArgs& args, const GlobalArgs& global) {
     if (args.placement) print_placement_text((*plan)->placement());
     return 0;
   }
+  std::string approximation;
+  if (!args.approximate.empty()) {
+    Result<std::map<std::string, Tensor>> inputs =
+        args.inputs.empty() ? random_inputs(model->session->graph()) : read_named_inputs(args.inputs);
+    if (!inputs) return report_error(inputs.status().message());
+    Result<OpenedModel> exact = open_model(args.model, options);
+    if (!exact) return report_error(exact.status().message());
+    Result<std::string> report =
+        approximation_report(args.approximate, *exact->session, *model->session, *inputs);
+    if (!report) return report_error(args.model + ": " + report.status().message());
+    approximation = *report + (args.inputs.empty() ? " on N(0, 1) inputs" : "");
+  }
   GraphSummary summary;
   summarize(model->session->graph(), summary);
   PrintOptions print_options;
   print_options.print_weights = args.print_weights;
   const std::string ir_text = print_graph(model->session->graph(), print_options);
   if (args.format == "json") {
-    print_json(args, *model, summary, ir_text);
+    print_json(args, *model, summary, ir_text, approximation);
   } else {
-    print_text(args, *model, summary, ir_text);
+    print_text(args, *model, summary, ir_text, approximation);
   }
   return 0;
 }

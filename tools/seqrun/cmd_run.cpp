@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/npy.h"
+#include "tools/seqrun/approximate.h"
 #include "tools/seqrun/cli.h"
 
 namespace seqrun::cli {
@@ -82,6 +83,7 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global) {
                   "Write a Chrome/Perfetto trace (one event per node: op, shapes, time) to FILE.json")
       ->type_name("FILE.json");
   add_pipeline_options(*cmd, args.pipeline);
+  add_approximate_option(*cmd, args.approximate);
   cmd->footer(
       "Each output prints as one line: name, dtype and shape, min/max/mean (and the NaN count when there are "
       "NaNs).\n"
@@ -91,7 +93,9 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global) {
       "  seqrun run model.seqrun -i tokens=tokens.npy -i mask=mask.npy --output-dir out/\n"
       "  seqrun run model.onnx --input x=x.npy -O0 --check-finite   unoptimized, stop at the first NaN/Inf\n"
       "  seqrun run model.onnx --input x=x.npy --profile trace.json  open in ui.perfetto.dev or "
-      "chrome://tracing");
+      "chrome://tracing\n"
+      "  seqrun run model.onnx --input x=x.npy --approximate favor:256  FAVOR+ attention, with its measured "
+      "error");
   return cmd;
 }
 
@@ -110,7 +114,13 @@ int run_run(const RunArgs& args, const GlobalArgs& global) {
 
   runtime::SessionOptions options = make_session_options(args.pipeline, global);
   options.check_finite = args.check_finite;
-  Result<OpenedModel> model = open_model(args.model, options);
+  runtime::SessionOptions run_options = options;
+  if (!args.approximate.empty()) {  // the outputs printed are the approximated model's
+    Result<runtime::SessionOptions> approximated = approximate_session_options(options, args.approximate);
+    if (!approximated) return report_error(approximated.status().message(), kExitUsage);
+    run_options = *approximated;
+  }
+  Result<OpenedModel> model = open_model(args.model, run_options);
   if (!model) return report_error(model.status().message());
   const runtime::Session& session = *model->session;
 
@@ -155,6 +165,13 @@ int run_run(const RunArgs& args, const GlobalArgs& global) {
   }
   if (!args.profile_path.empty()) {
     std::printf("profile: %zu events -> %s\n", profile.events().size(), args.profile_path.c_str());
+  }
+  if (!args.approximate.empty()) {
+    Result<OpenedModel> exact = open_model(args.model, options);
+    if (!exact) return report_error(exact.status().message());
+    Result<std::string> report = approximation_report(args.approximate, *exact->session, session, inputs);
+    if (!report) return report_error(args.model + ": " + report.status().message());
+    std::printf("%s\n", report->c_str());
   }
   return 0;
 }
