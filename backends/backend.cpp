@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -133,7 +134,7 @@ class CpuBackend : public Backend {
   bool fast_;
 };
 
-int g_cpu_threads = 0;
+std::atomic<int> g_cpu_threads{0};
 
 }  // namespace
 

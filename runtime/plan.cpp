@@ -58,6 +58,7 @@ Result<std::unique_ptr<ExecutionPlan>> ExecutionPlan::build(std::unique_ptr<Grap
   }
   std::unique_ptr<ExecutionPlan> plan(new ExecutionPlan());
   plan->graph_ = std::move(graph);
+  plan->threads_ = std::max(1, options.threads);
   plan->check_finite_ = options.check_finite;
   plan->impl_ = std::make_unique<Impl>();
 

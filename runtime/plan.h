@@ -118,6 +118,7 @@ class ExecutionPlan {
   std::unique_ptr<Graph> graph_;
   bool reference_fallback_ = false;
   bool check_finite_ = false;
+  int threads_ = 1;  // OpenMP team size for the own kernels and oneDNN, applied on the running thread
   MemoryReport report_;
   std::vector<PlacementEntry> placement_;
   std::vector<PlannedBuffer> buffers_;

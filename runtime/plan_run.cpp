@@ -1,5 +1,7 @@
 // ExecutionPlan::run: binds the caller's tensors, runs every step (or the reference executor), copies
 // outputs.
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -57,6 +59,9 @@ Status check_finite_values(const Node& node, const Value& value, const TensorArg
 
 Status ExecutionPlan::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs, Profile* profile) {
   std::lock_guard<std::mutex> lock(run_mutex_);
+  // omp_set_num_threads applies to the calling thread only: set it here, on the thread that runs the
+  // kernels, so the session's thread setting holds on every thread it is used from.
+  if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
   const Graph& g = *graph_;
   if (inputs.size() != g.inputs().size()) {
     return make_error("graph '{}' expects {} inputs, got {}", g.name(), g.inputs().size(), inputs.size());

@@ -1,28 +1,35 @@
-/* seqrun.h: the C API of seqrun — load a model, make sessions, run them on tensors.
+/* seqrun.h: the C API of seqrun — load a model, make sessions, run them on tensors, decode token by token.
  *
  * The header is plain C (C89 style: block comments, no inline functions; it needs <stddef.h> and
  * <stdint.h>) and can be included from C++. Link with the installed library: `find_package(seqrun)` and
- * target `seqrun::seqrun`, or `pkg-config --cflags --libs seqrun`.
+ * target `seqrun::seqrun`, or `pkg-config --cflags --libs seqrun`; then `#include "runtime/seqrun.h"`.
+ * tools/examples/embed_c.c is a complete program.
  *
  * Handles. All objects are opaque handles made and freed through this API:
- *   seqrun_model_t    a loaded, verified, optimized model (weights mapped read-only from the file);
- *   seqrun_session_t  runs one model: its cached plans and working memory;
- *   seqrun_tensor_t   a dtype, a shape and the bytes (owned, or a view of caller memory).
- * Every *_free function accepts NULL.
+ *   seqrun_model_t     a loaded, verified, optimized model (weights mapped read-only from the file);
+ *   seqrun_session_t   runs one model: its cached plans and working memory;
+ *   seqrun_tensor_t    a dtype, a shape and the bytes (owned, or a view of caller memory);
+ *   seqrun_decoder_t   feeds tokens to sequences of a model and keeps their recurrent state;
+ *   seqrun_snapshot_t  a copy of one sequence's state, to restore later;
+ *   seqrun_sampler_t   picks tokens from logits (greedy, or seeded random with temperature, top-k, top-p).
+ * Every *_free function accepts NULL. A handle keeps what it needs alive: a session its model, a decoder
+ * its session; so they may be freed in any order.
  *
  * Errors. Every function that can fail returns a seqrun_status; SEQRUN_OK (0) means success. On failure,
- * a handle out-parameter is set to NULL and a message naming the thing at fault (file, input, tensor)
- * is stored for the calling thread: seqrun_last_error() returns it. The message stays valid until the next
- * failing call on the same thread; successful calls leave it alone. No C++ exception ever crosses this
- * API: an unexpected one becomes SEQRUN_ERROR_INTERNAL (or SEQRUN_ERROR_OUT_OF_MEMORY) with a message.
+ * a handle out-parameter is set to NULL and a message naming the thing at fault (file, input, sequence,
+ * tensor) is stored for the calling thread: seqrun_last_error() returns it. The message stays valid until
+ * the next failing call on the same thread; successful calls leave it alone. No C++ exception ever crosses
+ * this API: an unexpected one becomes SEQRUN_ERROR_INTERNAL (or SEQRUN_ERROR_OUT_OF_MEMORY) with a message.
  * Simple accessors (seqrun_tensor_rank, seqrun_model_num_inputs, ...) cannot fail: given NULL they return
- * 0 or NULL.
+ * 0, -1 or NULL as documented.
  *
  * Threads. A seqrun_model_t never changes after loading: any number of threads may use it at once, and
- * any number of sessions may share it (they keep it alive: the model handle may be freed first). Give each
- * thread its own seqrun_session_t: sessions on different threads never wait for each other, while calls
- * on one session from several threads are safe but run one at a time. A seqrun_tensor_t is not
- * synchronized: do not write it on one thread while another reads it.
+ * any number of sessions may share it (one mapping of the weights). Give each thread its own
+ * seqrun_session_t: sessions on different threads never wait for each other, while calls on one session
+ * from several threads are safe but run one at a time. Decoders, samplers, snapshots and tensors are not
+ * synchronized: one thread at a time uses each (a tensor may be read by several threads at once).
+ * Kernels use OpenMP on the calling thread; with many threads each running a session, set OMP_NUM_THREADS
+ * (e.g. to 1) so they do not oversubscribe the cores.
  */
 #ifndef SEQRUN_SEQRUN_H_
 #define SEQRUN_SEQRUN_H_
@@ -165,8 +172,10 @@ typedef enum seqrun_executor {
   SEQRUN_EXECUTOR_REFERENCE = 1 /* node by node with the reference kernels (the correctness baseline) */
 } seqrun_executor;
 
+/* threads: the kernels' thread budget, 0 (default) = all cores. The OpenMP kernels (and oneDNN) size
+ * their teams from the calling thread's OpenMP setting, i.e. OMP_NUM_THREADS. */
 typedef struct seqrun_session_options {
-  int threads;              /* threads the kernels may use; 0 (default) = all cores */
+  int threads;
   seqrun_executor executor; /* SEQRUN_EXECUTOR_PLANNED by default */
   int check_finite;         /* nonzero: a NaN or Inf in any float result fails the run, naming the node */
 } seqrun_session_options;

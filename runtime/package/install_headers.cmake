@@ -1,6 +1,9 @@
 # Run by `cmake --install` (see CMakeLists.txt here): installs SEQRUN_PUBLIC_HEADERS that exist and every header
 # they include with "..." from the source tree, transitively, keeping their folders (ir/, runtime/, ...) under
 # SEQRUN_HEADER_DESTINATION, which is what the headers' own includes expect.
+cmake_policy(PUSH)
+cmake_policy(VERSION 3.20)  # install scripts start with old policies; this one uses if(IN_LIST)
+
 set(_pending "")
 foreach(_header IN LISTS SEQRUN_PUBLIC_HEADERS)
   if(EXISTS "${SEQRUN_SOURCE_DIR}/${_header}")
@@ -35,3 +38,5 @@ foreach(_header IN LISTS _found)
   file(INSTALL DESTINATION "${SEQRUN_HEADER_DESTINATION}/${_folder}" TYPE FILE
        FILES "${SEQRUN_SOURCE_DIR}/${_header}")
 endforeach()
+
+cmake_policy(POP)
