@@ -170,6 +170,7 @@ class CudaBackend final : public Backend {
     register_softmax_norm_ops(kernels_, ctx_.get());
     register_gather_transpose_ops(kernels_, ctx_.get());
     register_sequence_ops(kernels_, ctx_.get());
+    register_recurrence_ops(kernels_, ctx_.get());
   }
   std::string name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::CUDA; }

@@ -91,6 +91,7 @@ void register_softmax_norm_ops(KernelFactoryRegistry& registry, CudaContext* ctx
 void register_gather_transpose_ops(KernelFactoryRegistry& registry,
                                    CudaContext* ctx);                           // gather_transpose_ops.cpp
 void register_sequence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // sequence_ops.cpp
+void register_recurrence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // recurrence_ops.cpp
 
 // Shared helpers for factories.
 // The normalized axis, or nullopt when out of range.

@@ -276,7 +276,8 @@ struct AttentionParams {
   // frontier of each batch (external KV cache).
   const void* nonpad = nullptr;
   bool nonpad_i64 = true;
-  // 0: pick the fastest eligible kernel; 1: the CUDA-core kernel; 2: the tensor-core kernel.
+  // 0: pick the fastest eligible kernel; 1: the CUDA-core kernel; 2: the tensor-core kernel; 3: the first
+  // tensor-core kernel (mma-v1, the known-good fallback).
   int32_t variant = 0;
 };
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream);
@@ -334,5 +335,56 @@ struct CausalConvParams {
   void* present = nullptr;
 };
 cudaError_t launch_causal_conv(const CausalConvParams& p, cudaStream_t stream);
+
+// ---- selective_scan.cu -------------------------------------------------------------------------------
+
+// SelectiveScan (Mamba; semantics in ir/ops/ssm.cpp): u, delta, z, y [B, D, L]; Bmat, Cmat [B, G, N, L]
+// (G = 1 for the 3-D form); A [D, N]; Dskip, delta_bias [D]; h0, h_out [B, D, N]. u, delta, Bmat, Cmat,
+// z, y and h_out have `type`; A, Dskip, delta_bias and h0 have their own float types (Mamba keeps A and D
+// in f32 next to bf16 activations). Optional pointers may be null.
+struct SelectiveScanParams {
+  ElemType type = ElemType::f32;
+  ElemType a_type = ElemType::f32;
+  ElemType dskip_type = ElemType::f32;
+  ElemType bias_type = ElemType::f32;
+  ElemType h0_type = ElemType::f32;
+  int64_t batch = 0;
+  int64_t channels = 0;    // D
+  int64_t length = 0;      // L
+  int64_t state_size = 0;  // N
+  int64_t groups = 1;      // G
+  bool delta_softplus = true;
+  const void* u = nullptr;
+  const void* delta = nullptr;
+  const void* a = nullptr;
+  const void* bmat = nullptr;
+  const void* cmat = nullptr;
+  const void* dskip = nullptr;
+  const void* z = nullptr;
+  const void* delta_bias = nullptr;
+  const void* h0 = nullptr;
+  void* y = nullptr;
+  void* h_out = nullptr;
+};
+cudaError_t launch_selective_scan(const SelectiveScanParams& p, cudaStream_t stream);
+// Largest state size N the kernel takes (the state lives in registers).
+constexpr int64_t kSelectiveScanMaxState = 64;
+
+// ---- token_shift.cu ----------------------------------------------------------------------------------
+
+// TokenShift (RWKV): y[b, t] = x[b, t-1], y[b, 0] = state[b] (zeros when state is null); new_state[b] =
+// x[b, T-1] (the old state, or zeros, when T = 0). x, y [B, T, C]; state, new_state [B, C] (new_state may
+// be null). Bit copies of 2- or 4-byte elements.
+struct TokenShiftParams {
+  int32_t elem_size = 4;
+  int64_t batch = 0;
+  int64_t length = 0;
+  int64_t channels = 0;
+  const void* x = nullptr;
+  const void* state = nullptr;
+  void* y = nullptr;
+  void* new_state = nullptr;
+};
+cudaError_t launch_token_shift(const TokenShiftParams& p, cudaStream_t stream);
 
 }  // namespace seqrun::backends::cuda

@@ -41,12 +41,13 @@ class AttentionKernel final : public CudaKernel {
   AttentionParams params_;
 };
 
-// SEQRUN_CUDA_ATTENTION = simple | mma | auto (default): which attention kernel to use.
+// SEQRUN_CUDA_ATTENTION = simple | mma | mma-v1 | auto (default): which attention kernel to use.
 int attention_variant_from_env() {
   const char* v = std::getenv("SEQRUN_CUDA_ATTENTION");
   if (v == nullptr) return 0;
   if (std::strcmp(v, "simple") == 0) return 1;
   if (std::strcmp(v, "mma") == 0) return 2;
+  if (std::strcmp(v, "mma-v1") == 0) return 3;
   return 0;
 }
 
@@ -158,9 +159,15 @@ std::unique_ptr<Kernel> make_attention(const KernelInfo& info, CudaContext* ctx)
     return nullptr;
   }
   p.variant = attention_variant_from_env();
-  if (p.variant == 2 && !attention_tensor_core_eligible(p)) p.variant = 0;  // "mma" where it applies
-  const bool mma = attention_tensor_core_eligible(p) && (p.variant == 2 || (p.variant == 0 && p.q_len >= 16));
-  return std::make_unique<AttentionKernel>(ctx, info.node, p, mma ? "cuda:attention-mma" : "cuda:attention");
+  const bool eligible = attention_tensor_core_eligible(p);
+  if (p.variant >= 2 && !eligible) p.variant = 0;  // "mma" / "mma-v1" where they apply
+  std::string label = "cuda:attention";
+  if (eligible && p.variant == 3) {
+    label = "cuda:attention-mma-v1";
+  } else if (eligible && (p.variant == 2 || (p.variant == 0 && p.q_len >= 16))) {
+    label = "cuda:attention-mma";
+  }
+  return std::make_unique<AttentionKernel>(ctx, info.node, p, std::move(label));
 }
 
 // ---- LinearAttention ---------------------------------------------------------------------------------

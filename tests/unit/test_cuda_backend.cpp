@@ -1,9 +1,9 @@
 // CUDA backend: device memory and copies, and every CUDA kernel family run through a Session placed on
 // {cuda, cpu}, checked against naive loops written here (matrix products, elementwise, softmax, norms,
 // reductions, Gather/Transpose, RoPE, Attention in f32/f16/bf16 on both kernels, LinearAttention,
-// CausalConvWithState), plus the CPU fallback for ops without a CUDA kernel and the device-side error
-// report. Without a GPU (or in a build without CUDA) every test prints one "SKIP: no CUDA device (...)"
-// warning and passes.
+// CausalConvWithState and its one-token step, SelectiveScan, TokenShift), plus the CPU fallback for ops
+// without a CUDA kernel and the device-side error report. Without a GPU (or in a build without CUDA) every
+// test prints one "SKIP: no CUDA device (...)" warning and passes.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -308,6 +308,110 @@ struct ScopedEnv {
   ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
   ~ScopedEnv() { unsetenv(name.c_str()); }
 };
+
+// SelectiveScan in double, as ir/ops/ssm.cpp defines it: u, delta, z [B, D, L]; A [D, N]; Bmat, Cmat
+// [B, G, N, L]; Dskip, bias [D]; h0 [B, D, N] (empty vectors: absent). Returns y [B, D, L] and fills
+// *h_last [B, D, N].
+struct ScanShape {
+  int64_t batch = 1, channels = 1, length = 1, state = 1, groups = 1;
+};
+std::vector<double> naive_selective_scan(const ScanShape& s, const std::vector<double>& u,
+                                         const std::vector<double>& delta, const std::vector<double>& a,
+                                         const std::vector<double>& bm, const std::vector<double>& cm,
+                                         const std::vector<double>& skip, const std::vector<double>& z,
+                                         const std::vector<double>& bias, const std::vector<double>& h0,
+                                         bool softplus, std::vector<double>* h_last) {
+  const int64_t B = s.batch, D = s.channels, L = s.length, N = s.state, G = s.groups;
+  std::vector<double> y(static_cast<size_t>(B * D * L));
+  h_last->assign(static_cast<size_t>(B * D * N), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t g = d / (D / G);
+      std::vector<double> h(static_cast<size_t>(N), 0.0);
+      if (!h0.empty())
+        for (int64_t n = 0; n < N; ++n) h[n] = h0[(b * D + d) * N + n];
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t at = (b * D + d) * L + t;
+        double dt = delta[at] + (bias.empty() ? 0.0 : bias[d]);
+        if (softplus) dt = dt > 20.0 ? dt : std::log1p(std::exp(dt));
+        double out = 0.0;
+        for (int64_t n = 0; n < N; ++n) {
+          const int64_t bc = ((b * G + g) * N + n) * L + t;
+          h[n] = std::exp(dt * a[d * N + n]) * h[n] + dt * bm[bc] * u[at];
+          out += cm[bc] * h[n];
+        }
+        if (!skip.empty()) out += skip[d] * u[at];
+        if (!z.empty()) out *= z[at] / (1.0 + std::exp(-z[at]));
+        y[at] = out;
+      }
+      for (int64_t n = 0; n < N; ++n) (*h_last)[(b * D + d) * N + n] = h[n];
+    }
+  return y;
+}
+
+// Runs one SelectiveScan case on {cuda, cpu} and checks y (and the final state) against the naive loop.
+// `dtype` is the activations' type; A, Dskip, delta_bias and h0 are `param_dtype`.
+void check_selective_scan(const ScanShape& s, DType dtype, DType param_dtype, bool with_skip, bool with_z,
+                          bool with_bias, bool with_h0, bool softplus, int outputs, double bound,
+                          uint32_t seed) {
+  const Shape row{s.batch, s.channels, s.length};
+  const Shape bc =
+      s.groups == 1 ? Shape{s.batch, s.state, s.length} : Shape{s.batch, s.groups, s.state, s.length};
+  const Tensor u = random_tensor(dtype, row, seed);
+  const Tensor delta = softplus ? random_tensor(dtype, row, seed + 1, -3.0f, 1.0f)
+                                : random_tensor(dtype, row, seed + 1, 0.01f, 0.5f);
+  const Tensor a = random_tensor(param_dtype, {s.channels, s.state}, seed + 2, -2.0f, -0.1f);
+  const Tensor bm = random_tensor(dtype, bc, seed + 3), cm = random_tensor(dtype, bc, seed + 4);
+  const Tensor skip = random_tensor(param_dtype, {s.channels}, seed + 5);
+  const Tensor z = random_tensor(dtype, row, seed + 6, -3.0f, 3.0f);
+  const Tensor bias = random_tensor(param_dtype, {s.channels}, seed + 7, -1.0f, 0.0f);
+  const Tensor h0 = random_tensor(param_dtype, {s.batch, s.channels, s.state}, seed + 8);
+  OneNode one;
+  one.input(u);
+  one.input(delta);
+  one.constant(a);
+  one.input(bm);
+  one.input(cm);
+  const std::vector<double> none;
+  // Trailing absent inputs are left off the node.
+  const int last = with_h0 ? 8 : with_bias ? 7 : with_z ? 6 : with_skip ? 5 : 4;
+  if (last >= 5) {
+    if (with_skip) {
+      one.constant(skip);
+    } else {
+      one.absent();
+    }
+  }
+  if (last >= 6) {
+    if (with_z) {
+      one.input(z);
+    } else {
+      one.absent();
+    }
+  }
+  if (last >= 7) {
+    if (with_bias) {
+      one.constant(bias);
+    } else {
+      one.absent();
+    }
+  }
+  if (last >= 8) one.input(h0);
+  std::map<std::string, Attribute> attrs;
+  if (!softplus) attrs["delta_softplus"] = Attribute(int64_t{0});
+  std::vector<double> want_h;
+  const std::vector<double> want = naive_selective_scan(
+      s, values_of(u), values_of(delta), values_of(a), values_of(bm), values_of(cm),
+      with_skip ? values_of(skip) : none, with_z ? values_of(z) : none, with_bias ? values_of(bias) : none,
+      with_h0 ? values_of(h0) : none, softplus, &want_h);
+  CudaRun run = one.run("SelectiveScan", outputs, attrs);
+  CHECK(backend_of(run, "SelectiveScan") == "cuda");
+  CHECK(kernel_of(run, "SelectiveScan") == "cuda:selective-scan");
+  REQUIRE(run.outputs.size() == static_cast<size_t>(outputs));
+  INFO("nmse bound " << bound);
+  CHECK(nmse(run.outputs[0], want) < bound);
+  if (outputs == 2) CHECK(nmse(run.outputs[1], want_h) < bound);
+}
 
 }  // namespace
 
@@ -778,6 +882,10 @@ TEST_CASE("cuda backend: Attention in bf16/f16 on tensor cores and on the CUDA-c
     c.batch = 2, c.q_heads = 4, c.kv_heads = 2, c.q_len = 130, c.kv_len = 130, c.d = 64, c.dv = 64;
     c.causal = true;
     check_attention(c, DType::bf16, 1e-4, "cuda:attention-mma");
+    {
+      ScopedEnv v1("SEQRUN_CUDA_ATTENTION", "mma-v1");
+      check_attention(c, DType::bf16, 1e-4, "cuda:attention-mma-v1");
+    }
     ScopedEnv simple("SEQRUN_CUDA_ATTENTION", "simple");
     check_attention(c, DType::bf16, 1e-4, "cuda:attention");
   }
@@ -791,6 +899,10 @@ TEST_CASE("cuda backend: Attention in bf16/f16 on tensor cores and on the CUDA-c
     const std::vector<double> mv = values_of(mask);
     auto bias = [&](int64_t, int64_t, int64_t i, int64_t j) { return mv[i * T + j]; };
     check_attention(c, DType::f16, 1e-5, "cuda:attention-mma", &mask, bias);
+    {
+      ScopedEnv v1("SEQRUN_CUDA_ATTENTION", "mma-v1");
+      check_attention(c, DType::f16, 1e-5, "cuda:attention-mma-v1", &mask, bias);
+    }
     ScopedEnv simple("SEQRUN_CUDA_ATTENTION", "simple");
     check_attention(c, DType::f16, 1e-5, "cuda:attention", &mask, bias);
   }
@@ -800,6 +912,31 @@ TEST_CASE("cuda backend: Attention in bf16/f16 on tensor cores and on the CUDA-c
     c.packed = true;
     c.softcap = 8.0;
     check_attention(c, DType::bf16, 1e-4, "cuda:attention-mma");
+  }
+  SECTION("several query blocks and key tiles: bf16 D = 64 non-causal; f16 D = 128 causal after a past") {
+    AttentionCase c;
+    c.batch = 2, c.q_heads = 2, c.kv_heads = 2, c.q_len = 300, c.kv_len = 300, c.d = 64, c.dv = 64;
+    check_attention(c, DType::bf16, 1e-4, "cuda:attention-mma");
+    AttentionCase c2;
+    c2.batch = 1, c2.q_heads = 2, c2.kv_heads = 1, c2.q_len = 257, c2.kv_len = 257, c2.past_len = 5,
+    c2.d = 128, c2.dv = 128;
+    c2.causal = true;
+    check_attention(c2, DType::f16, 1e-5, "cuda:attention-mma");
+  }
+  SECTION("bf16 D = 64, a bool mask and nonpad_kv_seqlen with is_causal (external cache)") {
+    AttentionCase c;
+    c.batch = 2, c.q_heads = 2, c.kv_heads = 1, c.q_len = 40, c.kv_len = 150, c.d = 64, c.dv = 64;
+    c.causal = true;
+    c.nonpad = {97, 150};
+    std::vector<bool> bits;
+    for (int64_t i = 0; i < 2 * 40 * 150; ++i) bits.push_back((i * 13 + 5) % 7 != 0);
+    const Tensor mask = Tensor::from_vector<bool>({2, 1, 40, 150}, bits);
+    auto bias = [&](int64_t b, int64_t, int64_t i, int64_t j) {
+      return bits[(b * 40 + i) * 150 + j] ? 0.0 : -std::numeric_limits<double>::infinity();
+    };
+    check_attention(c, DType::bf16, 1e-4, "cuda:attention-mma", &mask, bias);
+    ScopedEnv simple("SEQRUN_CUDA_ATTENTION", "simple");
+    check_attention(c, DType::bf16, 1e-4, "cuda:attention", &mask, bias);
   }
   SECTION("bf16 decode: one query against a 300-token cache") {
     AttentionCase c;
@@ -887,6 +1024,117 @@ TEST_CASE("cuda backend: LinearAttention (recurrent) and CausalConvWithState", "
       }
     CHECK(nmse(run.outputs[0], want_y) < 1e-12);
     CHECK(nmse(run.outputs[1], want_s) == 0.0);
+  }
+}
+
+TEST_CASE("cuda backend: SelectiveScan against a naive double loop", "[cuda]") {
+  if (cuda_or_skip() == nullptr) return;
+  SECTION("f32, N = 16, D, z, delta_bias and h0; a partial channel block and a partial time round") {
+    ScanShape s;
+    s.batch = 2, s.channels = 20, s.length = 45, s.state = 16;
+    check_selective_scan(s, DType::f32, DType::f32, true, true, true, true, true, 2, 1e-9, 200);
+  }
+  SECTION("f32, grouped Bmat/Cmat (G = 2), N = 40, no softplus, no optional inputs, one output") {
+    ScanShape s;
+    s.batch = 1, s.channels = 12, s.length = 70, s.state = 40, s.groups = 2;
+    check_selective_scan(s, DType::f32, DType::f32, false, false, false, false, false, 1, 1e-9, 210);
+  }
+  SECTION("f32, N = 64 and N = 5 (the smallest lane split), z without D") {
+    ScanShape s;
+    s.batch = 1, s.channels = 9, s.length = 33, s.state = 64;
+    check_selective_scan(s, DType::f32, DType::f32, false, true, true, false, true, 2, 1e-9, 220);
+    s.batch = 3, s.channels = 17, s.length = 64, s.state = 5;
+    check_selective_scan(s, DType::f32, DType::f32, true, false, false, true, true, 2, 1e-9, 230);
+  }
+  SECTION("bf16 activations with f32 A/D/bias/h0; f16 everywhere") {
+    ScanShape s;
+    s.batch = 2, s.channels = 24, s.length = 100, s.state = 16;
+    check_selective_scan(s, DType::bf16, DType::f32, true, true, true, true, true, 2, 1e-4, 240);
+    s.groups = 4;
+    check_selective_scan(s, DType::f16, DType::f16, true, true, true, true, true, 2, 1e-5, 250);
+  }
+  SECTION("decode step: L = 1 with h0 in and the state out (N = 16 and N = 8)") {
+    ScanShape s;
+    s.batch = 2, s.channels = 40, s.length = 1, s.state = 16;
+    check_selective_scan(s, DType::f32, DType::f32, true, true, true, true, true, 2, 1e-9, 260);
+    s.state = 8;
+    check_selective_scan(s, DType::f32, DType::f32, true, false, true, true, true, 2, 1e-9, 270);
+  }
+}
+
+TEST_CASE("cuda backend: TokenShift and the one-token steps of CausalConvWithState", "[cuda]") {
+  if (cuda_or_skip() == nullptr) return;
+  SECTION("TokenShift with a state (f32, bf16) and without one (f16, one token)") {
+    for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
+      const int64_t B = 2, T = dt == DType::f16 ? 1 : 7, C = 13;
+      const Tensor x = random_tensor(dt, {B, T, C}, 300), state = random_tensor(dt, {B, C}, 301);
+      const bool with_state = dt != DType::f16;
+      OneNode one;
+      one.input(x);
+      if (with_state) one.input(state);
+      CudaRun run = one.run("TokenShift", 2);
+      INFO(dtype_name(dt));
+      CHECK(backend_of(run, "TokenShift") == "cuda");
+      CHECK(kernel_of(run, "TokenShift") == "cuda:token-shift");
+      const std::vector<double> xv = values_of(x), sv = values_of(state);
+      std::vector<double> want_y, want_s;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t c = 0; c < C; ++c) {
+            if (t > 0) {
+              want_y.push_back(xv[(b * T + t - 1) * C + c]);
+            } else {
+              want_y.push_back(with_state ? sv[b * C + c] : 0.0);
+            }
+          }
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t c = 0; c < C; ++c) want_s.push_back(xv[(b * T + T - 1) * C + c]);
+      CHECK(nmse(run.outputs[0], want_y) == 0.0);
+      CHECK(nmse(run.outputs[1], want_s) == 0.0);
+    }
+  }
+  SECTION("CausalConvWithState, one token at a time, reproduces the whole sequence") {
+    const int64_t B = 2, C = 6, L = 5, K = 4;
+    const Tensor x = random_tensor(DType::f32, {B, C, L}, 310), w = random_tensor(DType::f32, {C, 1, K}, 311),
+                 bias = random_tensor(DType::f32, {C}, 312);
+    const std::vector<double> xv = values_of(x), wv = values_of(w), bv = values_of(bias);
+    // The whole sequence with zero history, naively.
+    std::vector<double> want(static_cast<size_t>(B * C * L));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < L; ++t) {
+          double acc = bv[c];
+          for (int64_t j = 0; j < K; ++j) {
+            const int64_t src = t + j - (K - 1);
+            if (src >= 0) acc += wv[c * K + j] * xv[(b * C + c) * L + src];
+          }
+          want[(b * C + c) * L + t] = acc / (1.0 + std::exp(-acc));
+        }
+    Tensor state = Tensor::from_vector<float>({B, C, K - 1}, std::vector<float>(B * C * (K - 1), 0.0f));
+    for (int64_t t = 0; t < L; ++t) {
+      std::vector<float> step(static_cast<size_t>(B * C));
+      for (int64_t i = 0; i < B * C; ++i) step[i] = static_cast<float>(xv[i * L + t]);
+      OneNode one;
+      one.input(Tensor::from_vector<float>({B, C, 1}, step));
+      one.constant(w);
+      one.constant(bias);
+      one.input(state);
+      CudaRun run = one.run("CausalConvWithState", 2, {{"activation", Attribute(std::string("silu"))}});
+      CHECK(backend_of(run, "CausalConvWithState") == "cuda");
+      std::vector<double> want_t;
+      for (int64_t i = 0; i < B * C; ++i) want_t.push_back(want[i * L + t]);
+      INFO("step " << t);
+      CHECK(nmse(run.outputs[0], want_t) < 1e-12);
+      // The new state holds the last K - 1 inputs (zeros before the first).
+      std::vector<double> want_state;
+      for (int64_t i = 0; i < B * C; ++i)
+        for (int64_t k = 0; k < K - 1; ++k) {
+          const int64_t src = t - (K - 2) + k;
+          want_state.push_back(src >= 0 ? xv[i * L + src] : 0.0);
+        }
+      CHECK(nmse(run.outputs[1], want_state) == 0.0);
+      state = run.outputs[1];
+    }
   }
 }
 

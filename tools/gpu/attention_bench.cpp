@@ -3,7 +3,7 @@
 // scaled_dot_product_attention on, and spot-checks every timed result against a naive double-precision
 // loop over a few query rows (and, up to --check-up-to, against the other CUDA attention kernel).
 //
-// One line per shape, and a machine-readable line for tools/gpu/check.sh:
+// One line per shape, and a machine-readable line for tools/gpu/check.sh (the tag is --tag):
 //   RESULT seqrun causal=1 seq=1024 ms=0.123 tflops=123.4 kernel=cuda:attention-mma check=ok
 #include <algorithm>
 #include <chrono>
@@ -35,6 +35,8 @@ struct Args {
   std::string causal = "both";
   int warmup = 2, repeat = 10;
   int64_t check_up_to = 4096;  // also compare with the other CUDA kernel up to this length
+  std::string kernel;          // SEQRUN_CUDA_ATTENTION while the kernel is made ("": the default choice)
+  std::string tag = "seqrun";  // the RESULT lines' tag
 };
 
 // Device buffers freed with the object.
@@ -134,7 +136,7 @@ Status run_kernel(backends::Kernel& kernel, backends::Backend& backend,
 
 Status bench_one(const Args& a, backends::Backend& backend, DType dt, int64_t seq, bool causal) {
   SEQRUN_ASSIGN(Problem p, make_problem(a, dt, seq, causal));
-  SEQRUN_ASSIGN(std::unique_ptr<backends::Kernel> kernel, make_kernel(backend, p, ""));
+  SEQRUN_ASSIGN(std::unique_ptr<backends::Kernel> kernel, make_kernel(backend, p, a.kernel));
   Buffers buffers{&backend, {}};
   std::vector<Tensor> host;
   std::vector<backends::TensorArg> in = p.info.inputs, out = p.info.outputs;
@@ -176,7 +178,7 @@ Status bench_one(const Args& a, backends::Backend& backend, DType dt, int64_t se
   // The other CUDA kernel on the same inputs.
   std::string other_note;
   if (backend.name() == "cuda" && seq <= a.check_up_to) {
-    const std::string other = kernel->label() == "cuda:attention-mma" ? "simple" : "mma";
+    const std::string other = kernel->label().rfind("cuda:attention-mma", 0) == 0 ? "simple" : "mma";
     Result<std::unique_ptr<backends::Kernel>> k2 = make_kernel(backend, p, other);
     if (k2.is_ok()) {
       std::vector<backends::TensorArg> out2 = out;
@@ -202,9 +204,9 @@ Status bench_one(const Args& a, backends::Backend& backend, DType dt, int64_t se
       static_cast<long long>(a.kv_heads), static_cast<long long>(a.head_size), static_cast<long long>(seq),
       causal ? 1 : 0, kernel->label().c_str(), ms, flops / (ms * 1e-3) / 1e12, err, other_note.c_str(),
       check.c_str());
-  std::printf("RESULT seqrun causal=%d seq=%lld ms=%.4f tflops=%.2f kernel=%s check=%s\n", causal ? 1 : 0,
-              static_cast<long long>(seq), ms, flops / (ms * 1e-3) / 1e12, kernel->label().c_str(),
-              check.c_str());
+  std::printf("RESULT %s causal=%d seq=%lld ms=%.4f tflops=%.2f kernel=%s check=%s\n", a.tag.c_str(),
+              causal ? 1 : 0, static_cast<long long>(seq), ms, flops / (ms * 1e-3) / 1e12,
+              kernel->label().c_str(), check.c_str());
   std::fflush(stdout);
   if (check != "ok")
     return make_error("attention S={} causal={}: results do not match the reference", seq, causal);
@@ -231,6 +233,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", a.repeat)->capture_default_str();
   app.add_option("--check-up-to", a.check_up_to, "Compare with the other CUDA kernel up to this length")
       ->capture_default_str();
+  app.add_option("--kernel", a.kernel,
+                 "CUDA kernel to time: simple, mma or mma-v1 (default: the backend's choice)");
+  app.add_option("--tag", a.tag, "Tag of the RESULT lines")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const std::optional<DType> dt = dtype_from_name(a.dtype);
@@ -251,8 +256,8 @@ int main(int argc, char** argv) {
       if (!st.is_ok()) {
         std::printf("FAIL attention S=%lld causal=%d: %s\n", static_cast<long long>(seq), c,
                     st.message().c_str());
-        std::printf("RESULT seqrun causal=%d seq=%lld ms=nan tflops=nan kernel=- check=FAILED\n", c,
-                    static_cast<long long>(seq));
+        std::printf("RESULT %s causal=%d seq=%lld ms=nan tflops=nan kernel=- check=FAILED\n", a.tag.c_str(),
+                    c, static_cast<long long>(seq));
         std::fflush(stdout);
         ++failed;
       }

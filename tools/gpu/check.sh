@@ -5,7 +5,7 @@
 #
 #   bash tools/gpu/check.sh
 #
-# Steps, each under its own timeout inside a 400 s overall budget; a failing step does not stop the next:
+# Steps, each under its own timeout inside a 410 s overall budget; a failing step does not stop the next:
 #   info        nvidia-smi -L, driver/CUDA/torch versions, the pack's libraries resolved
 #   unit        test_cuda_backend (every CUDA kernel family against naive loops)
 #   optest      seqrun-optest --backend cuda (every op with a CUDA kernel against the CPU reference kernels)
@@ -13,10 +13,14 @@
 #   models      seqrun-export check --backend cuda on tests/data/models
 #   torch-sdpa  tools/gpu/bench_attention.py (PyTorch scaled_dot_product_attention, bf16, B=4, H=16x64)
 #   seqrun-attn seqrun-attention-bench on the same shapes (also spot-checks every result)
+#   attn-v1     the same for the first tensor-core kernel (SEQRUN_CUDA_ATTENTION=mma-v1), 4k and 16k tokens
 #   optest-perf seqrun-optest --perf --backend cuda --op Attention
+#   torch-scan  tools/gpu/bench_scan.py (PyTorch's sequential reference selective scan, f32, one Mamba-130m
+#               layer: B=1, D=1536, N=16, 2k..8k tokens)
+#   seqrun-scan seqrun-scan-bench on the same shapes (also spot-checks every result)
 # Full logs go to $OUT/check-all.log and the summary to $OUT/summary.txt ($OUT defaults to
-# build-gpu/check-logs); the summary table is printed last. Exit code 1 when a correctness step (unit,
-# optest, onnx-node, models, seqrun-attn) failed or timed out.
+# build-gpu/check-logs); the summary tables are printed last. Exit code 1 when a correctness step (unit,
+# optest, onnx-node, models, rwkv, seqrun-attn, seqrun-scan) failed or timed out.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,7 +30,7 @@ OUT_DIR="${OUT:-$ROOT/build-gpu/check-logs}"
 LOGS=$(mktemp -d /tmp/seqrun-check.XXXXXX)
 mkdir -p "$OUT_DIR"
 START=$(date +%s)
-BUDGET_S=${SEQRUN_CHECK_BUDGET_S:-400}
+BUDGET_S=${SEQRUN_CHECK_BUDGET_S:-410}
 FAILED=0
 ROWS=()
 
@@ -139,8 +143,12 @@ run_step rwkv check 60 "test cases|passed|failed" "${L[@]}" env SEQRUN_TEST_DATA
   "$BIN/test_rwkv" "rwkv: on the CUDA backend*"
 run_step torch-sdpa bench 60 "^RESULT" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 tools/gpu/bench_attention.py
 run_step seqrun-attn check 90 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-attention-bench"
+run_step attn-v1 bench 40 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-attention-bench" --kernel mma-v1 --tag seqrun-v1 \
+  --seqs 4096,16384 --check-up-to 0 --repeat 5
 run_step optest-perf bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --backend cuda --op Attention \
   --warmup 2 --repeat 5
+run_step torch-scan bench 45 "^RESULT" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 tools/gpu/bench_scan.py
+run_step seqrun-scan check 45 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-scan-bench"
 
 # Logs: one file (each step's log, at most its last 2 MiB), and the summary.
 {
@@ -150,29 +158,56 @@ run_step optest-perf bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --ba
   done
 } >"$OUT_DIR/check-all.log"
 
-# Attention table: torch vs seqrun per (seq, causal).
+# Attention table: torch vs seqrun (and the first tensor-core kernel, v1) per (seq, causal).
 table() {
-  echo "attention bf16, B=4, H=16, D=64 (median ms; TFLOP/s counts causal as half):"
-  printf '%-7s %-6s %10s %10s %8s %9s %9s  %s\n' seq causal torch_ms seqrun_ms ratio torch_TF seqrun_TF "kernel/check"
+  echo "attention bf16, B=4, H=16, D=64 (median ms; TFLOP/s counts causal as half; ratio = seqrun / torch time):"
+  printf '%-7s %-6s %10s %10s %8s %9s %9s %9s  %s\n' seq causal torch_ms seqrun_ms ratio torch_TF seqrun_TF v1_ms \
+    "kernel/check"
   awk '
-    /^RESULT torch/  { split($0, f, " "); k = f[3] " " f[4]; for (i in f) { split(f[i], kv, "="); t[k, kv[1]] = kv[2] } keys[k] = 1 }
-    /^RESULT seqrun/ { split($0, f, " "); k = f[3] " " f[4]; for (i in f) { split(f[i], kv, "="); s[k, kv[1]] = kv[2] } keys[k] = 1 }
+    /^RESULT / {
+      who = $2; k = $3 " " $4
+      for (i = 3; i <= NF; ++i) { split($i, kv, "="); r[who, k, kv[1]] = kv[2] }
+      if (who == "torch" || who == "seqrun") keys[k] = 1
+    }
     END {
       for (k in keys) {
         split(k, kk, " "); split(kk[1], c, "="); split(kk[2], q, "=");
-        tm = t[k, "ms"]; sm = s[k, "ms"];
+        tm = r["torch", k, "ms"]; sm = r["seqrun", k, "ms"]; vm = r["seqrun-v1", k, "ms"];
         ratio = (tm + 0 > 0 && sm + 0 > 0) ? sprintf("%.2fx", sm / tm) : "-";
-        printf "%-7s %-6s %10s %10s %8s %9s %9s  %s/%s\n", q[2], c[2], (tm == "" ? "-" : tm), (sm == "" ? "-" : sm), ratio,
-               (t[k, "tflops"] == "" ? "-" : t[k, "tflops"]), (s[k, "tflops"] == "" ? "-" : s[k, "tflops"]),
-               (s[k, "kernel"] == "" ? "-" : s[k, "kernel"]), (s[k, "check"] == "" ? "-" : s[k, "check"])
+        printf "%-7s %-6s %10s %10s %8s %9s %9s %9s  %s/%s\n", q[2], c[2], (tm == "" ? "-" : tm), (sm == "" ? "-" : sm),
+               ratio, (r["torch", k, "tflops"] == "" ? "-" : r["torch", k, "tflops"]),
+               (r["seqrun", k, "tflops"] == "" ? "-" : r["seqrun", k, "tflops"]), (vm == "" ? "-" : vm),
+               (r["seqrun", k, "kernel"] == "" ? "-" : r["seqrun", k, "kernel"]),
+               (r["seqrun", k, "check"] == "" ? "-" : r["seqrun", k, "check"])
       }
-    }' "$LOGS/torch-sdpa.log" "$LOGS/seqrun-attn.log" | sort -k1,1n -k2,2r
+    }' "$LOGS/torch-sdpa.log" "$LOGS/seqrun-attn.log" "$LOGS/attn-v1.log" 2>/dev/null | sort -k1,1n -k2,2r
+}
+
+# Selective-scan table: PyTorch's sequential reference vs seqrun per sequence length.
+scan_table() {
+  echo "selective scan f32, B=1, D=1536, N=16 (one Mamba-130m layer; median ms; speedup = torch / seqrun):"
+  printf '%-7s %12s %10s %9s %9s  %s\n' seq torch_ref_ms seqrun_ms speedup seqrun_GBs "kernel/check"
+  awk '
+    /^RESULT torch-scan/  { for (i = 3; i <= NF; ++i) { split($i, kv, "="); t[$3, kv[1]] = kv[2] } keys[$3] = 1 }
+    /^RESULT seqrun-scan/ { for (i = 3; i <= NF; ++i) { split($i, kv, "="); s[$3, kv[1]] = kv[2] } keys[$3] = 1 }
+    END {
+      for (k in keys) {
+        split(k, q, "=");
+        tm = t[k, "ms"]; sm = s[k, "ms"];
+        speed = (tm + 0 > 0 && sm + 0 > 0) ? sprintf("%.0fx", tm / sm) : "-";
+        printf "%-7s %12s %10s %9s %9s  %s/%s\n", q[2], (tm == "" ? "-" : tm), (sm == "" ? "-" : sm), speed,
+               (s[k, "gbps"] == "" ? "-" : s[k, "gbps"]), (s[k, "kernel"] == "" ? "-" : s[k, "kernel"]),
+               (s[k, "check"] == "" ? "-" : s[k, "check"])
+      }
+    }' "$LOGS/torch-scan.log" "$LOGS/seqrun-scan.log" 2>/dev/null | sort -k1,1n
 }
 
 {
   echo
   echo "==================== seqrun GPU check: $(nvidia-smi -L 2>/dev/null | head -1) ===================="
   table
+  echo
+  scan_table
   echo
   printf '%-12s %-6s %-9s %8s  %s\n' step kind status time summary
   for r in "${ROWS[@]}"; do echo "$r"; done

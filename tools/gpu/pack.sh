@@ -5,13 +5,13 @@
 #   flock /tmp/seqrun-build.lock tools/gpu/pack.sh     # JOBS=2 by default
 #
 # 1. configures build-gpu/ (Release, -DSEQRUN_CUDA=ON, CMAKE_CUDA_ARCHITECTURES=90, -DSEQRUN_ONEDNN=OFF so the
-#    CPU fallback needs no libdnnl), builds only seqrun, seqrun-export, seqrun-optest, test_cuda_backend and
-#    seqrun-attention-bench;
+#    CPU fallback needs no libdnnl), builds only seqrun, seqrun-export, seqrun-optest, test_cuda_backend,
+#    test_rwkv, seqrun-attention-bench and seqrun-scan-bench;
 # 2. copies them, stripped, to build-gpu/pack-staging/bin and the shared libraries they need that are not
 #    part of the C runtime or of CUDA to build-gpu/pack-staging/lib (libcudart/libcublas* come from the GPU
 #    machine's CUDA 13 in /usr/local/cuda/lib64; glibc, libstdc++ and libgcc_s from its system);
-# 3. packs that into build-gpu/pack/seqrun-gpu-pack.tar.xz (the five binaries share most of their code, so
-#    xz shrinks ~37 MiB to ~5 MiB: the pack travels with the working tree, 64 MiB in all) and prints its size
+# 3. packs that into build-gpu/pack/seqrun-gpu-pack.tar.xz (the seven binaries share most of their code, so
+#    xz -9 shrinks ~63 MiB to ~6 MiB: the pack travels with the working tree, 64 MiB in all) and prints its size
 #    and the newest glibc / libstdc++ symbol versions the binaries need.
 # Then run on the GPU machine, from the repository root, carrying build-gpu/pack:  tools/gpu/check.sh
 set -euo pipefail
@@ -23,7 +23,7 @@ STAGE=$BUILD/pack-staging
 PACK=$BUILD/pack
 ARCHIVE=$PACK/seqrun-gpu-pack.tar.xz
 JOBS=${JOBS:-2}
-TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend seqrun-attention-bench test_rwkv)
+TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend seqrun-attention-bench seqrun-scan-bench test_rwkv)
 LIMIT_MIB=60
 
 echo "== configure $BUILD"
@@ -96,7 +96,9 @@ glibcxx=$(objdump -T "$STAGE"/bin/* "$STAGE"/lib/* 2>/dev/null | grep -o 'GLIBCX
 echo "newest symbol versions needed: $glibc, $glibcxx" | tee -a "$STAGE/MANIFEST"
 staged=$(du -sb "$STAGE" | cut -f1)
 echo "unpacked: $(awk -v b="$staged" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" | tee -a "$STAGE/MANIFEST"
-tar -cJf "$ARCHIVE" -C "$STAGE" MANIFEST bin lib
+# xz -9: its 64 MiB dictionary spans several binaries, so their identical CUDA fatbins (~3.5 MiB each) are
+# stored once (the default -6 window of 8 MiB is shorter than one binary); one thread keeps one stream.
+XZ_OPT="-9 -T1" tar -cJf "$ARCHIVE" -C "$STAGE" MANIFEST bin lib
 cp "$STAGE/MANIFEST" "$PACK/MANIFEST"
 bytes=$(du -sb "$PACK" | cut -f1)
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
