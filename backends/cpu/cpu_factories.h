@@ -41,10 +41,27 @@ std::unique_ptr<Kernel> make_reduce_kernel(const KernelInfo& info);
 // gather_transpose.cpp
 std::unique_ptr<Kernel> make_gather_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_transpose_kernel(const KernelInfo& info);
+// chunked_attention.cpp: ChunkedAttention; Attention on 4-D inputs without KV cache and extra outputs
+std::unique_ptr<Kernel> make_chunked_attention_kernel(const KernelInfo& info);
+std::unique_ptr<Kernel> make_attention_kernel(const KernelInfo& info);
+// Lets tests run the attention kernels' AVX2 paths (block products, online softmax) on a CPU with AVX-512;
+// `enabled` = true restores the CPU's choice (block_gemm.h).
+void set_attention_avx512(bool enabled);
+// linear_attention.cpp: LinearAttention, linear and gated rules (with or without the RWKV bonus)
+std::unique_ptr<Kernel> make_linear_attention_kernel(const KernelInfo& info);
 // concat_split_slice.cpp
 std::unique_ptr<Kernel> make_concat_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_split_kernel(const KernelInfo& info);
 std::unique_ptr<Kernel> make_slice_kernel(const KernelInfo& info);
+
+// selective_scan.cpp: SelectiveScan (Mamba)
+std::unique_ptr<Kernel> make_selective_scan_kernel(const KernelInfo& info);
+// causal_conv.cpp: CausalConvWithState (depthwise causal conv1d with state, optional SiLU)
+std::unique_ptr<Kernel> make_causal_conv_kernel(const KernelInfo& info);
+// linear_recurrence.cpp: LinearRecurrence
+std::unique_ptr<Kernel> make_linear_recurrence_kernel(const KernelInfo& info);
+// token_shift.cpp: TokenShift
+std::unique_ptr<Kernel> make_token_shift_kernel(const KernelInfo& info);
 
 // The unary ops make_unary_kernel handles.
 extern const char* const kUnaryOps[];
