@@ -163,6 +163,20 @@ graph main(%x: f32[4]) {
 
 // ---- GPT-2 byte-level BPE -------------------------------------------------------------------------
 
+// SentencePiece is unavailable in sanitizer builds (runtime/tokenizer_spm.cpp opens it with dlopen and
+// RTLD_DEEPBIND, which ASan does not support): the cases that need it skip there.
+#ifdef SEQRUN_SANITIZER_BUILD
+#define SKIP_WITHOUT_SENTENCEPIECE()                                   \
+  do {                                                                 \
+    WARN("skipped: SentencePiece is unavailable in sanitizer builds"); \
+    return;                                                            \
+  } while (0)
+#else
+#define SKIP_WITHOUT_SENTENCEPIECE() \
+  do {                               \
+  } while (0)
+#endif
+
 TEST_CASE("tokenizer: GPT-2 BPE reproduces gpt-3-encoder's ids and decodes back") {
   auto tok = gpt2_tokenizer();
   CHECK(tok->kind() == "gpt2_bpe");
@@ -401,6 +415,7 @@ TEST_CASE("tokenizer: byte-level ids are the bytes; invalid UTF-8 passes through
 // ---- SentencePiece --------------------------------------------------------------------------------
 
 TEST_CASE("tokenizer: SentencePiece matches python3-sentencepiece's ids and decoding") {
+  SKIP_WITHOUT_SENTENCEPIECE();
   const json ref = spm_reference();
   std::map<std::string, std::string> metadata;
   Status st = tokenizer_to_metadata_from_path(kSpmDir + "/tiny.model", metadata);
@@ -440,6 +455,7 @@ TEST_CASE("tokenizer: SentencePiece matches python3-sentencepiece's ids and deco
 // ---- metadata round trip through a model file ------------------------------------------------------
 
 TEST_CASE("tokenizer: metadata survives save_model / load_model for every kind") {
+  SKIP_WITHOUT_SENTENCEPIECE();
   struct Kind {
     std::string source;  // --tokenizer PATH
     std::string text;
@@ -487,6 +503,7 @@ TEST_CASE("tokenizer: metadata survives save_model / load_model for every kind")
 // ---- errors ---------------------------------------------------------------------------------------
 
 TEST_CASE("tokenizer: bad metadata is a clear error naming the key") {
+  SKIP_WITHOUT_SENTENCEPIECE();
   const std::string merges = read_file(kGpt2Dir + "/vocab.bpe");
   const std::string vocab = read_file(kGpt2Dir + "/encoder.json");
   using M = std::map<std::string, std::string>;
@@ -557,6 +574,7 @@ TEST_CASE("tokenizer: bad metadata is a clear error naming the key") {
 }
 
 TEST_CASE("tokenizer: bad tokenizer files are errors naming the file; metadata is left alone") {
+  SKIP_WITHOUT_SENTENCEPIECE();
   TempDir dir;
   const std::map<std::string, std::string> original = {{"source_format", "onnx"},
                                                        {"tokenizer.type", "bytes"}};
