@@ -78,9 +78,9 @@ Status verify_node_signature(const Node& node) {
     if (s->min_inputs == s->max_inputs) {
       return make_error("{}: expects {} inputs, has {}", node.describe(), s->min_inputs, n_in);
     }
-    return make_error("{}: expects {} to {} inputs, has {}", node.describe(), s->min_inputs,
-                      s->max_inputs == OpSchema::kVariadic ? std::string("any") : std::to_string(s->max_inputs),
-                      n_in);
+    return make_error(
+        "{}: expects {} to {} inputs, has {}", node.describe(), s->min_inputs,
+        s->max_inputs == OpSchema::kVariadic ? std::string("any") : std::to_string(s->max_inputs), n_in);
   }
   if (node.num_outputs() < s->min_outputs || node.num_outputs() > s->max_outputs) {
     return make_error("{}: expects {} to {} outputs, has {}", node.describe(), s->min_outputs, s->max_outputs,
@@ -98,8 +98,8 @@ Status verify_node_signature(const Node& node) {
     bool ok = value.type() == spec->type ||
               (spec->type == AttrType::Float && value.type() == AttrType::Int);  // 1 for 1.0 is fine
     if (!ok) {
-      return make_error("{}: attribute '{}' must be {}, is {}", node.describe(), key, attr_type_name(spec->type),
-                        attr_type_name(value.type()));
+      return make_error("{}: attribute '{}' must be {}, is {}", node.describe(), key,
+                        attr_type_name(spec->type), attr_type_name(value.type()));
     }
   }
   for (const AttrSpec& spec : s->attrs) {

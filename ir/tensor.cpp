@@ -94,35 +94,58 @@ Tensor Tensor::reshaped(Shape shape) const {
 
 double Tensor::get_f64(int64_t i) const {
   switch (dtype_) {
-    case DType::f32: return data<float>()[i];
-    case DType::f64: return data<double>()[i];
-    case DType::f16: return f16_to_f32(data<uint16_t>()[i]);
-    case DType::bf16: return bf16_to_f32(data<uint16_t>()[i]);
-    case DType::i64: return static_cast<double>(data<int64_t>()[i]);
-    case DType::i32: return data<int32_t>()[i];
-    case DType::i16: return data<int16_t>()[i];
-    case DType::i8: return data<int8_t>()[i];
-    case DType::u8: return data<uint8_t>()[i];
-    case DType::u16: return data<uint16_t>()[i];
-    case DType::u32: return data<uint32_t>()[i];
-    case DType::u64: return static_cast<double>(data<uint64_t>()[i]);
-    case DType::boolean: return data<uint8_t>()[i] ? 1.0 : 0.0;
-    case DType::undefined: break;
+    case DType::f32:
+      return data<float>()[i];
+    case DType::f64:
+      return data<double>()[i];
+    case DType::f16:
+      return f16_to_f32(data<uint16_t>()[i]);
+    case DType::bf16:
+      return bf16_to_f32(data<uint16_t>()[i]);
+    case DType::i64:
+      return static_cast<double>(data<int64_t>()[i]);
+    case DType::i32:
+      return data<int32_t>()[i];
+    case DType::i16:
+      return data<int16_t>()[i];
+    case DType::i8:
+      return data<int8_t>()[i];
+    case DType::u8:
+      return data<uint8_t>()[i];
+    case DType::u16:
+      return data<uint16_t>()[i];
+    case DType::u32:
+      return data<uint32_t>()[i];
+    case DType::u64:
+      return static_cast<double>(data<uint64_t>()[i]);
+    case DType::boolean:
+      return data<uint8_t>()[i] ? 1.0 : 0.0;
+    case DType::undefined:
+      break;
   }
   return 0.0;
 }
 
 int64_t Tensor::get_i64(int64_t i) const {
   switch (dtype_) {
-    case DType::i64: return data<int64_t>()[i];
-    case DType::i32: return data<int32_t>()[i];
-    case DType::i16: return data<int16_t>()[i];
-    case DType::i8: return data<int8_t>()[i];
-    case DType::u8: return data<uint8_t>()[i];
-    case DType::u16: return data<uint16_t>()[i];
-    case DType::u32: return data<uint32_t>()[i];
-    case DType::u64: return static_cast<int64_t>(data<uint64_t>()[i]);
-    case DType::boolean: return data<uint8_t>()[i] ? 1 : 0;
+    case DType::i64:
+      return data<int64_t>()[i];
+    case DType::i32:
+      return data<int32_t>()[i];
+    case DType::i16:
+      return data<int16_t>()[i];
+    case DType::i8:
+      return data<int8_t>()[i];
+    case DType::u8:
+      return data<uint8_t>()[i];
+    case DType::u16:
+      return data<uint16_t>()[i];
+    case DType::u32:
+      return data<uint32_t>()[i];
+    case DType::u64:
+      return static_cast<int64_t>(data<uint64_t>()[i]);
+    case DType::boolean:
+      return data<uint8_t>()[i] ? 1 : 0;
     default: {
       double v = get_f64(i);
       if (!std::isfinite(v)) return 0;
@@ -177,34 +200,78 @@ Tensor Tensor::cast(DType to) const {
     if (int_src && is_integer(to)) {  // exact integer path (i64 values beyond 2^53)
       int64_t v = get_i64(i);
       switch (to) {
-        case DType::i64: static_cast<int64_t*>(d)[i] = v; break;
-        case DType::i32: static_cast<int32_t*>(d)[i] = static_cast<int32_t>(v); break;
-        case DType::i16: static_cast<int16_t*>(d)[i] = static_cast<int16_t>(v); break;
-        case DType::i8: static_cast<int8_t*>(d)[i] = static_cast<int8_t>(v); break;
-        case DType::u8: static_cast<uint8_t*>(d)[i] = static_cast<uint8_t>(v); break;
-        case DType::u16: static_cast<uint16_t*>(d)[i] = static_cast<uint16_t>(v); break;
-        case DType::u32: static_cast<uint32_t*>(d)[i] = static_cast<uint32_t>(v); break;
-        case DType::u64: static_cast<uint64_t*>(d)[i] = static_cast<uint64_t>(v); break;
-        default: break;
+        case DType::i64:
+          static_cast<int64_t*>(d)[i] = v;
+          break;
+        case DType::i32:
+          static_cast<int32_t*>(d)[i] = static_cast<int32_t>(v);
+          break;
+        case DType::i16:
+          static_cast<int16_t*>(d)[i] = static_cast<int16_t>(v);
+          break;
+        case DType::i8:
+          static_cast<int8_t*>(d)[i] = static_cast<int8_t>(v);
+          break;
+        case DType::u8:
+          static_cast<uint8_t*>(d)[i] = static_cast<uint8_t>(v);
+          break;
+        case DType::u16:
+          static_cast<uint16_t*>(d)[i] = static_cast<uint16_t>(v);
+          break;
+        case DType::u32:
+          static_cast<uint32_t*>(d)[i] = static_cast<uint32_t>(v);
+          break;
+        case DType::u64:
+          static_cast<uint64_t*>(d)[i] = static_cast<uint64_t>(v);
+          break;
+        default:
+          break;
       }
       continue;
     }
     double v = get_f64(i);
     switch (to) {
-      case DType::f32: store_from_double<float>(d, i, v); break;
-      case DType::f64: store_from_double<double>(d, i, v); break;
-      case DType::f16: static_cast<uint16_t*>(d)[i] = f32_to_f16(static_cast<float>(v)); break;
-      case DType::bf16: static_cast<uint16_t*>(d)[i] = f32_to_bf16(static_cast<float>(v)); break;
-      case DType::i64: store_from_double<int64_t>(d, i, v); break;
-      case DType::i32: store_from_double<int32_t>(d, i, v); break;
-      case DType::i16: store_from_double<int16_t>(d, i, v); break;
-      case DType::i8: store_from_double<int8_t>(d, i, v); break;
-      case DType::u8: store_from_double<uint8_t>(d, i, v); break;
-      case DType::u16: store_from_double<uint16_t>(d, i, v); break;
-      case DType::u32: store_from_double<uint32_t>(d, i, v); break;
-      case DType::u64: store_from_double<uint64_t>(d, i, v); break;
-      case DType::boolean: static_cast<uint8_t*>(d)[i] = (v != 0.0) ? 1 : 0; break;
-      case DType::undefined: break;
+      case DType::f32:
+        store_from_double<float>(d, i, v);
+        break;
+      case DType::f64:
+        store_from_double<double>(d, i, v);
+        break;
+      case DType::f16:
+        static_cast<uint16_t*>(d)[i] = f32_to_f16(static_cast<float>(v));
+        break;
+      case DType::bf16:
+        static_cast<uint16_t*>(d)[i] = f32_to_bf16(static_cast<float>(v));
+        break;
+      case DType::i64:
+        store_from_double<int64_t>(d, i, v);
+        break;
+      case DType::i32:
+        store_from_double<int32_t>(d, i, v);
+        break;
+      case DType::i16:
+        store_from_double<int16_t>(d, i, v);
+        break;
+      case DType::i8:
+        store_from_double<int8_t>(d, i, v);
+        break;
+      case DType::u8:
+        store_from_double<uint8_t>(d, i, v);
+        break;
+      case DType::u16:
+        store_from_double<uint16_t>(d, i, v);
+        break;
+      case DType::u32:
+        store_from_double<uint32_t>(d, i, v);
+        break;
+      case DType::u64:
+        store_from_double<uint64_t>(d, i, v);
+        break;
+      case DType::boolean:
+        static_cast<uint8_t*>(d)[i] = (v != 0.0) ? 1 : 0;
+        break;
+      case DType::undefined:
+        break;
     }
   }
   return out;

@@ -16,7 +16,9 @@ namespace seqrun {
 // ------------------------------------------------------------------------------------------------
 namespace {
 
-bool is_plain_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
+bool is_plain_ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+}
 
 std::string quote(const std::string& s) {
   std::string out = "\"";
@@ -62,10 +64,14 @@ std::string format_element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::f32:
     case DType::f16:
-    case DType::bf16: return format_float(t.get_f64(i), false);
-    case DType::f64: return format_float(t.get_f64(i), true);
-    case DType::u64: return std::to_string(t.data<uint64_t>()[i]);
-    default: return std::to_string(t.get_i64(i));
+    case DType::bf16:
+      return format_float(t.get_f64(i), false);
+    case DType::f64:
+      return format_float(t.get_f64(i), true);
+    case DType::u64:
+      return std::to_string(t.data<uint64_t>()[i]);
+    default:
+      return std::to_string(t.get_i64(i));
   }
 }
 
@@ -107,8 +113,8 @@ class Printer {
     out_ += " {\n";
     std::string pad(static_cast<size_t>(indent + 2), ' ');
     for (const Value* c : g.constants()) {
-      out_ += pad + value_ref(c) + " = const " + shape_type(c->constant().dtype(), c->constant().shape()) + " " +
-              format_tensor_values(c->constant(), options_) + "\n";
+      out_ += pad + value_ref(c) + " = const " + shape_type(c->constant().dtype(), c->constant().shape()) +
+              " " + format_tensor_values(c->constant(), options_) + "\n";
     }
     for (const Node* n : g.nodes()) node(*n, indent + 2);
     out_ += pad + "return";
@@ -156,9 +162,15 @@ class Printer {
 
   void attribute(const Attribute& a, int indent) {
     switch (a.type()) {
-      case AttrType::Int: out_ += std::to_string(a.i()); break;
-      case AttrType::Float: out_ += format_float(a.f(), false); break;
-      case AttrType::String: out_ += quote(a.s()); break;
+      case AttrType::Int:
+        out_ += std::to_string(a.i());
+        break;
+      case AttrType::Float:
+        out_ += format_float(a.f(), false);
+        break;
+      case AttrType::String:
+        out_ += quote(a.s());
+        break;
       case AttrType::Ints:
         if (a.ints().empty()) {
           out_ += "ints[]";
@@ -174,7 +186,8 @@ class Printer {
           break;
         }
         out_ += "[";
-        for (size_t i = 0; i < a.floats().size(); ++i) out_ += (i ? ", " : "") + format_float(a.floats()[i], false);
+        for (size_t i = 0; i < a.floats().size(); ++i)
+          out_ += (i ? ", " : "") + format_float(a.floats()[i], false);
         out_ += "]";
         break;
       case AttrType::Strings:
@@ -190,7 +203,9 @@ class Printer {
         out_ += "tensor<" + shape_type(a.tensor().dtype(), a.tensor().shape()) + "> " +
                 format_tensor_values(a.tensor(), options_);
         break;
-      case AttrType::Graph: graph(*a.graph(), indent); break;
+      case AttrType::Graph:
+        graph(*a.graph(), indent);
+        break;
     }
   }
 
@@ -247,9 +262,9 @@ class Lexer {
       SEQRUN_ASSIGN(t.text, string_literal());
       return t;
     }
-    bool negative_number =
-        c == '-' && pos_ + 1 < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[pos_ + 1])) ||
-                                                src_.substr(pos_ + 1, 3) == "inf" || src_[pos_ + 1] == '.');
+    bool negative_number = c == '-' && pos_ + 1 < src_.size() &&
+                           (std::isdigit(static_cast<unsigned char>(src_[pos_ + 1])) ||
+                            src_.substr(pos_ + 1, 3) == "inf" || src_[pos_ + 1] == '.');
     if (std::isdigit(static_cast<unsigned char>(c)) || negative_number) return number(t);
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       while (pos_ < src_.size() && is_plain_ident_char(src_[pos_])) t.text += advance();
@@ -289,7 +304,8 @@ class Lexer {
   void skip_space() {
     while (pos_ < src_.size()) {
       char c = src_[pos_];
-      if (c == '#' || (c == '/' && pos_ + 1 < src_.size() && src_[pos_ + 1] == '/')) {  // comment to end of line
+      if (c == '#' ||
+          (c == '/' && pos_ + 1 < src_.size() && src_[pos_ + 1] == '/')) {  // comment to end of line
         while (pos_ < src_.size() && src_[pos_] != '\n') advance();
       } else if (std::isspace(static_cast<unsigned char>(c))) {
         advance();
@@ -445,7 +461,8 @@ class Parser {
   // "[v, v, ...]" into a tensor of the given static type.
   Result<Tensor> parse_tensor_values(const TensorType& type) {
     auto shape = type.static_shape();
-    if (!shape || type.dtype() == DType::undefined) return error("a constant needs a static shape and a dtype");
+    if (!shape || type.dtype() == DType::undefined)
+      return error("a constant needs a static shape and a dtype");
     SEQRUN_ASSIGN(int64_t n, checked_num_elements(*shape, dtype_size(type.dtype()), uint64_t{1} << 32));
     if (at_punct("<")) return error("elided weights cannot be parsed (print with weights)");
     SEQRUN_TRY(expect_punct("["));
@@ -630,7 +647,8 @@ class Parser {
   Status parse_statement(Graph& g) {
     std::vector<std::string> results;
     while (true) {
-      if (tok_.kind != Tok::ValueName) return error("expected a result name or 'return', found '" + tok_.text + "'");
+      if (tok_.kind != Tok::ValueName)
+        return error("expected a result name or 'return', found '" + tok_.text + "'");
       SEQRUN_TRY(declare(g, tok_.text));
       for (const auto& r : results) {
         if (r == tok_.text) return error("value '%" + r + "' is defined twice");

@@ -47,15 +47,9 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
 
 std::vector<std::string> pipeline_for_level(int level) {
   if (level <= 0) return {};
-  return {"canonicalize",
-          "fuse-scan-body",
-          "fuse-ssm-scan",
-          "fuse-attention",
-          "chunk-attention",
-          "fuse-mixed-chunk-attention",
-          "linearize-attention",
-          "fold-batchnorm",
-          "fuse-epilogues"};
+  return {"canonicalize",        "fuse-scan-body",  "fuse-ssm-scan",
+          "fuse-attention",      "chunk-attention", "fuse-mixed-chunk-attention",
+          "linearize-attention", "fold-batchnorm",  "fuse-epilogues"};
 }
 
 Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {

@@ -22,9 +22,9 @@ namespace seqrun::runtime {
 
 struct TensorLifetime {
   uint64_t size_bytes = 0;
-  int first_step = 0;  // step that writes it
-  int last_step = 0;   // last step that reads it (>= first_step)
-  int inplace_of = -1; // index of a buffer it may overwrite in place, or -1
+  int first_step = 0;   // step that writes it
+  int last_step = 0;    // last step that reads it (>= first_step)
+  int inplace_of = -1;  // index of a buffer it may overwrite in place, or -1
 };
 
 struct MemoryPlan {

@@ -89,8 +89,8 @@ void register_elementwise_ops(KernelFactoryRegistry& registry, CudaContext* ctx)
 void register_matmul_ops(KernelFactoryRegistry& registry, CudaContext* ctx);        // cublas_matmul.cpp
 void register_softmax_norm_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // softmax_norm_ops.cpp
 void register_gather_transpose_ops(KernelFactoryRegistry& registry,
-                                   CudaContext* ctx);                           // gather_transpose_ops.cpp
-void register_sequence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // sequence_ops.cpp
+                                   CudaContext* ctx);                             // gather_transpose_ops.cpp
+void register_sequence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);    // sequence_ops.cpp
 void register_recurrence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // recurrence_ops.cpp
 
 // Shared helpers for factories.

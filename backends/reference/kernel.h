@@ -62,7 +62,7 @@ class KernelRegistry {
 void register_elementwise_kernels(KernelRegistry& r);
 void register_reduce_kernels(KernelRegistry& r);
 void register_shape_kernels(KernelRegistry& r);
-void register_nn_kernels(KernelRegistry& r);  // also calls the four below
+void register_nn_kernels(KernelRegistry& r);      // also calls the four below
 void register_conv_kernels(KernelRegistry& r);    // nn_conv.cpp: Conv, ConvTranspose, DeformConv
 void register_pool_kernels(KernelRegistry& r);    // nn_pool.cpp
 void register_norm_kernels(KernelRegistry& r);    // nn_norm.cpp
@@ -70,10 +70,10 @@ void register_resize_kernels(KernelRegistry& r);  // nn_resize.cpp: Resize, Upsa
 void register_attention_kernels(KernelRegistry& r);
 void register_linear_attention_kernels(KernelRegistry& r);  // called by register_attention_kernels
 void register_control_flow_kernels(KernelRegistry& r);
-void register_fused_kernels(KernelRegistry& r);  // fused.cpp: FusedLinear
-void register_ssm_kernels(KernelRegistry& r);    // ssm.cpp: SelectiveScan
-void register_recurrent_kernels(KernelRegistry& r);  // recurrent.cpp: RNN, LSTM, GRU
-void register_misc_kernels(KernelRegistry& r);       // misc*.cpp: quantization, GridSample, DFT, ...
+void register_fused_kernels(KernelRegistry& r);       // fused.cpp: FusedLinear
+void register_ssm_kernels(KernelRegistry& r);         // ssm.cpp: SelectiveScan
+void register_recurrent_kernels(KernelRegistry& r);   // recurrent.cpp: RNN, LSTM, GRU
+void register_misc_kernels(KernelRegistry& r);        // misc*.cpp: quantization, GridSample, DFT, ...
 void register_recurrence_kernels(KernelRegistry& r);  // recurrence.cpp: TokenShift, RWKV4WKV
 void register_mixed_chunk_attention_kernels(KernelRegistry& r);  // mixed_chunk_attention.cpp
 void register_chunked_attention_kernels(KernelRegistry& r);      // chunked_attention.cpp: ChunkedAttention

@@ -478,7 +478,7 @@ TEST_CASE("cpu LinearRecurrence matches the reference along every axis, with and
     Shape shape;
     const int random_rank = static_cast<int>(random_int(2, 4));
     for (int i = 0; i < random_rank; ++i) shape.push_back(random_int(1, i == 1 ? 40 : 12));
-    if (trial == 5) shape = {2, 0, 3};  // L = 0: the state is h0
+    if (trial == 5) shape = {2, 0, 3};                // L = 0: the state is h0
     const int rank = static_cast<int>(shape.size());  // after the override: the axis must index this shape
     const int axis = static_cast<int>(random_int(0, rank - 1));
     Shape state = shape;

@@ -95,7 +95,8 @@ int run_rwkv(const RwkvArgs& args) {
   save.metadata["rwkv_state"] =
       "inputs after tokens: state.<layer>.{att_shift, wkv, ffn_shift}, zeros to start; "
       "outputs after logits: the new states in the same order";
-  // rwkv.cpp's tiny models have a byte-level vocabulary (256 ids = UTF-8 bytes): store it unless told otherwise.
+  // rwkv.cpp's tiny models have a byte-level vocabulary (256 ids = UTF-8 bytes): store it unless told
+  // otherwise.
   const std::string tokenizer_path = args.tokenizer.empty() && info.n_vocab == 256 ? "bytes" : args.tokenizer;
   seqrun::Status tokenizer = store_tokenizer(tokenizer_path, save);
   if (!tokenizer) return report_error(tokenizer.message(), kExitFailed);
@@ -208,7 +209,8 @@ int main(int argc, char** argv) {
       "state.<i>.ffn_shift\n"
       "  outputs logits f32[batch, seq, vocab], then the new states in the same order.\n"
       "Zero states start a sequence; feed the new states back to continue it (one token or many at a time).\n"
-      "A 256-token vocabulary (rwkv.cpp's tiny models) gets the byte tokenizer unless --tokenizer says otherwise.\n"
+      "A 256-token vocabulary (rwkv.cpp's tiny models) gets the byte tokenizer unless --tokenizer says "
+      "otherwise.\n"
       "\n"
       "Example:\n"
       "  seqrun-export rwkv tiny-rwkv-5v2-730K-FP32.bin -o rwkv.seqrun");
@@ -217,12 +219,15 @@ int main(int argc, char** argv) {
   add_tokenizer_option(rwkv, rwkv_args.tokenizer);
 
   HfArgs hf_args;
-  CLI::App* hf = app.add_subcommand("hf", "Convert a checkpoint folder (safetensors + config.json) into .seqrun");
+  CLI::App* hf =
+      app.add_subcommand("hf", "Convert a checkpoint folder (safetensors + config.json) into .seqrun");
   hf->footer(
       "DIR holds config.json and model.safetensors, or shards listed in model.safetensors.index.json.\n"
       "Architectures: gpt2, llama, mamba (chosen by config model_type or architectures), and Mamba in the\n"
-      "original state-spaces layout (config d_model / n_layer / ssm_cfg). F32, F16 and BF16 weights (f16/bf16\n"
-      "are stored as f32). The model takes input_ids i64[batch, seq] and returns logits f32[batch, seq, vocab];\n"
+      "original state-spaces layout (config d_model / n_layer / ssm_cfg). F32, F16 and BF16 weights "
+      "(f16/bf16\n"
+      "are stored as f32). The model takes input_ids i64[batch, seq] and returns logits f32[batch, seq, "
+      "vocab];\n"
       "its metadata records architecture, vocab_size and the config's bos/eos/pad token ids.\n"
       "\n"
       "Example:\n"

@@ -24,9 +24,9 @@ using detail::NodeSpec;
 constexpr int kMaxBodyDepth = 64;
 
 struct ModelContext {
-  std::string file;                                         // the name errors start with
-  std::string external_dir;                                 // where external data lives ("" = not allowed)
-  std::map<std::string, int> opsets;                        // domain ("" = default) -> version
+  std::string file;                   // the name errors start with
+  std::string external_dir;           // where external data lives ("" = not allowed)
+  std::map<std::string, int> opsets;  // domain ("" = default) -> version
   // Model-local functions by (domain, name); calls are inlined.
   std::map<std::pair<std::string, std::string>, const onnx::FunctionProto*> functions;
 };

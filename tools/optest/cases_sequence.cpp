@@ -33,7 +33,8 @@ void add_attention_cases(std::vector<Case>& cases, Rng& rng) {
   attn({f32({b, h, s, d}), f32({b, h, s + 3, d}), f32({b, h, s + 3, d + 8})});
   // ChunkedAttention: GQA with keys longer than queries and blocks that do not divide the lengths; causal
   // with a sliding window.
-  add_case(cases, "ChunkedAttention", {f32({b, h, s, d}), f32({b, h / 2, s + 3, d}), f32({b, h / 2, s + 3, d})})
+  add_case(cases, "ChunkedAttention",
+           {f32({b, h, s, d}), f32({b, h / 2, s + 3, d}), f32({b, h / 2, s + 3, d})})
       .attr("block_q", 4)
       .attr("block_k", 8)
       .cost_flops(attention_flops);
@@ -176,14 +177,14 @@ void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
   // the L = 1 step form; and a Mamba-130m-layer-sized perf case (D = 1536, N = 16, L = 2048).
   const int64_t n_state = pick(rng, 1, 20);
   add_case(cases, "SelectiveScan",
-           {f32({b, c, l}), f32({b, c, l}, uniform(-3, 1)), weight(DType::f32, {c, n_state}, uniform(-2, -0.1)),
-            f32({b, n_state, l}), f32({b, n_state, l}), weight(DType::f32, {c}), f32({b, c, l}),
-            weight(DType::f32, {c}), f32({b, c, n_state})})
+           {f32({b, c, l}), f32({b, c, l}, uniform(-3, 1)),
+            weight(DType::f32, {c, n_state}, uniform(-2, -0.1)), f32({b, n_state, l}), f32({b, n_state, l}),
+            weight(DType::f32, {c}), f32({b, c, l}), weight(DType::f32, {c}), f32({b, c, n_state})})
       .outputs(2);
   add_case(cases, "SelectiveScan",
-           {f32({b, c, 1}), f32({b, c, 1}, uniform(-3, 1)), weight(DType::f32, {c, n_state}, uniform(-2, -0.1)),
-            f32({b, n_state, 1}), f32({b, n_state, 1}), weight(DType::f32, {c}), f32({b, c, 1}),
-            weight(DType::f32, {c}), f32({b, c, n_state})})
+           {f32({b, c, 1}), f32({b, c, 1}, uniform(-3, 1)),
+            weight(DType::f32, {c, n_state}, uniform(-2, -0.1)), f32({b, n_state, 1}), f32({b, n_state, 1}),
+            weight(DType::f32, {c}), f32({b, c, 1}), weight(DType::f32, {c}), f32({b, c, n_state})})
       .outputs(2)
       .with_note("step");
   add_case(cases, "SelectiveScan",
