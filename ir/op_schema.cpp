@@ -49,6 +49,8 @@ const OpRegistry& OpRegistry::global() {
     ops::register_recurrence_ops(*r);
     ops::register_mixed_chunk_attention_ops(*r);
     ops::register_chunked_attention_ops(*r);
+    ops::register_lti_ops(*r);
+    ops::register_cached_attention_ops(*r);
     return r;
   }();
   return *registry;

@@ -6,6 +6,8 @@
 #include "passes/approximate_attention.h"
 #include "passes/canonicalize.h"
 #include "passes/chunk_attention.h"
+#include "passes/convert_dtype.h"
+#include "passes/derive_decode.h"
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_epilogues.h"
@@ -30,6 +32,8 @@ const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
       {"approximate-attention", [] { return std::unique_ptr<Pass>(new ApproximateAttentionPass()); }},
       {"fold-batchnorm", [] { return std::unique_ptr<Pass>(new FoldBatchNormPass()); }},
       {"fuse-epilogues", [] { return std::unique_ptr<Pass>(new FuseEpiloguesPass()); }},
+      // Not in -O1: makes a different graph (the step graph); runtime/state.cpp runs it for decoders.
+      {"derive-decode", [] { return std::unique_ptr<Pass>(new DeriveDecodePass()); }},
   };
   return registry;
 }
@@ -39,6 +43,9 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
   if (name.rfind(approximate, 0) == 0) {
     return create_approximate_attention_pass(name.substr(approximate.size()));
   }
+  // Opt-in, in no pipeline_for_level list: "convert-dtype=bf16" / "convert-dtype=f16".
+  const std::string convert_dtype = "convert-dtype=";
+  if (name.rfind(convert_dtype, 0) == 0) return create_convert_dtype_pass(name.substr(convert_dtype.size()));
   for (const auto& [n, factory] : pass_registry()) {
     if (n == name) return factory();
   }

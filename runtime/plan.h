@@ -123,6 +123,9 @@ class ExecutionPlan {
   std::vector<PlacementEntry> placement_;
   std::vector<PlannedBuffer> buffers_;
   std::vector<StepInfo> step_infos_;
+  // Per graph output: the graph input it may share memory with (an op that updates a caller-held buffer
+  // in place, e.g. CachedAttention's KV caches), or -1.
+  std::vector<int> output_alias_input_;
   std::unique_ptr<Impl> impl_;
   std::mutex run_mutex_;
 };

@@ -27,13 +27,16 @@ bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes
 }
 
 // Whether the caller's outputs[j] can receive a result of this dtype and shape: it fits exactly and shares no
-// bytes with an input or an earlier output (a kernel would overwrite data it still reads).
+// bytes with an input or an earlier output (a kernel would overwrite data it still reads) — except the input
+// `alias_input` when it is exactly the same buffer (an op that updates that input in place, see plan.h).
 bool output_fits(const std::vector<Tensor>& outputs, size_t j, DType dtype, const Shape& shape,
-                 const std::vector<Tensor>& inputs) {
+                 const std::vector<Tensor>& inputs, int alias_input = -1) {
   const Tensor& t = outputs[j];
   if (!t.defined() || t.dtype() != dtype || t.shape() != shape) return false;
   if (t.raw() == nullptr && t.nbytes() > 0) return false;
-  for (const Tensor& in : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (static_cast<int>(i) == alias_input && in.raw() == t.raw() && in.nbytes() == t.nbytes()) continue;
     if (ranges_overlap(t.raw(), t.nbytes(), in.raw(), in.nbytes())) return false;
   }
   for (size_t k = 0; k < j; ++k) {
@@ -80,7 +83,8 @@ Status ExecutionPlan::run(const std::vector<Tensor>& inputs, std::vector<Tensor>
   if (reference_fallback_) return run_reference(inputs, outputs, profile);
   for (size_t j = 0; j < outputs.size(); ++j) {
     const TensorType& type = g.outputs()[j]->type();
-    if (!output_fits(outputs, j, type.dtype(), *type.static_shape(), inputs)) {
+    const int alias = j < output_alias_input_.size() ? output_alias_input_[j] : -1;
+    if (!output_fits(outputs, j, type.dtype(), *type.static_shape(), inputs, alias)) {
       outputs[j] = Tensor::empty(type.dtype(), *type.static_shape());
     }
   }

@@ -45,6 +45,11 @@ struct SessionOptions {
   ExecutorKind executor = ExecutorKind::planned;   // planned: shape-specialized, memory-planned
   std::vector<backends::Backend*> backends;        // placement order; empty = {&backends::cpu_backend()}
   size_t max_cached_plans = 16;                    // plans kept per session (one per shape signature)
+  // f16 / bf16: every plan runs the nodes a non-CPU backend (CUDA) takes in that dtype, with f32
+  // accumulation in the kernels; weights are converted when the plan is built, Casts sit at the CPU
+  // boundaries and at graph inputs/outputs (outputs stay f32). Needs a non-CPU backend in `backends` and the
+  // planned executor (the CPU runs f32): Session creation fails otherwise. See passes/convert_dtype.h.
+  DType dtype = DType::f32;
 };
 
 class Session {
@@ -62,6 +67,7 @@ class Session {
   const Graph& graph() const { return model_->graph(); }
   const std::vector<passes::PassReport>& pass_reports() const { return model_->pass_reports(); }
   const std::map<std::string, std::string>& metadata() const { return model_->metadata(); }
+  const SessionOptions& options() const { return options_; }
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
 

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "passes/derive_decode.h"
+
 namespace seqrun::runtime {
 
 namespace {
@@ -73,10 +75,15 @@ Status check_state_pair(const Value& input, const Value& output, StateSlot& slot
   for (int d = 1; d < in.rank(); ++d) {
     const Dim& dim = in.dim(d);
     if (!dim.is_static()) {
-      return make_error(
-          "state input '{}' has type {}: dim {} ('{}') is not static (growing state such as a KV cache is "
-          "not supported yet)",
-          input.name(), in.to_string(), d, dim.to_string());
+      if (!dim.is_symbol() || slot.grow_axis >= 0) {
+        return make_error(
+            "state input '{}' has type {}: dim {} ('{}') is not static (a state may have one symbolic dim, the "
+            "capacity of a growing state such as a KV cache)",
+            input.name(), in.to_string(), d, dim.to_string());
+      }
+      slot.grow_axis = d;
+      slot.shape.push_back(0);
+      continue;
     }
     slot.shape.push_back(dim.value());
   }
@@ -89,7 +96,7 @@ Status check_state_pair(const Value& input, const Value& output, StateSlot& slot
   if (out.has_rank()) {
     bool same = out.rank() == in.rank();
     for (int d = 1; same && d < in.rank(); ++d) {
-      same = !out.dim(d).is_static() || out.dim(d).value() == in.dim(d).value();
+      same = !out.dim(d).is_static() || (in.dim(d).is_static() && out.dim(d).value() == in.dim(d).value());
     }
     if (!same) {
       return make_error("state output '{}' has type {} but its input '{}' has {}", output.name(),
@@ -176,9 +183,20 @@ Result<StateSignature> find_state_signature(const Graph& graph,
     SEQRUN_TRY(check_state_pair(*inputs[slot.input_index], *outputs[slot.output_index], slot));
   }
 
-  // 2. The token ids: the one input that is not state.
+  // 2. The position (optional) and the token ids: the one input that is neither state nor position.
+  const int position = index_of(inputs, passes::kPositionInputName);
+  if (position >= 0 && !sig.states.empty()) {
+    const TensorType& t = inputs[position]->type();
+    if (t.dtype() != DType::i64 || !t.has_rank() || t.rank() > 1 || (t.rank() == 1 && t.dim(0) != Dim(1))) {
+      return make_error("input '{}' has type {}; the position input must be i64 [] or [1]",
+                        inputs[position]->name(), t.to_string());
+    }
+    sig.position_input = position;
+    sig.position_scalar = t.rank() == 0;
+  }
   std::vector<std::string> others;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (static_cast<int>(i) == sig.position_input) continue;
     if (state_inputs.count(static_cast<int>(i)) == 0) {
       others.push_back(inputs[i]->name());
       sig.token_input = static_cast<int>(i);
@@ -186,7 +204,7 @@ Result<StateSignature> find_state_signature(const Graph& graph,
   }
   if (others.size() != 1) {
     return make_error(
-        "the graph has {} inputs besides its state ({}); a sequence graph takes exactly one, "
+        "the graph has {} inputs besides its state and position ({}); a sequence graph takes exactly one, "
         "the token ids [batch, seq]",
         others.size(), join_quoted(others));
   }
@@ -247,11 +265,32 @@ struct StatefulSession::Sequence {
   std::vector<Tensor> inputs;
   std::vector<Tensor> outputs;
   Tensor step_tokens;  // [1, 1], reused by step()
+  Tensor position;     // i64 [] or [1]: the position input, when the graph has one
 };
 
-StatefulSession::StatefulSession(const Session& session, StateSignature signature,
-                                 const StatefulOptions& options)
-    : session_(session), signature_(std::move(signature)), options_(options) {}
+StatefulSession::StatefulSession(const Session& session, std::unique_ptr<Session> derived,
+                                 StateSignature signature, const StatefulOptions& options)
+    : derived_(std::move(derived)),
+      session_(derived_ ? derived_.get() : &session),
+      signature_(std::move(signature)),
+      options_(options) {}
+
+namespace {
+
+// The step graph of a session's graph (passes/derive_decode.h), as a session with the same options.
+Result<std::unique_ptr<Session>> derive_step_session(const Session& session) {
+  std::unique_ptr<Graph> graph = session.graph().clone();
+  SEQRUN_TRY(passes::run_passes(*graph, {"derive-decode"}).status());
+  std::map<std::string, std::string> metadata = session.metadata();
+  metadata["seqrun.derived"] = "derive-decode";
+  ModelOptions model_options;
+  model_options.passes = std::vector<std::string>{};  // the source graph's pipeline already ran
+  SEQRUN_ASSIGN(std::shared_ptr<const Model> model,
+                Model::from_graph(std::move(graph), model_options, std::move(metadata)));
+  return Session::from_model(std::move(model), session.options());
+}
+
+}  // namespace
 
 StatefulSession::~StatefulSession() = default;
 
@@ -262,9 +301,26 @@ Result<std::unique_ptr<StatefulSession>> StatefulSession::create(const Session& 
   if (options.prefill_chunk < 0) {
     return make_error("prefill_chunk {} is negative (0 = the whole prompt at once)", options.prefill_chunk);
   }
+  if (options.kv_block <= 0) return make_error("kv_block {} must be positive", options.kv_block);
   Result<StateSignature> sig = find_state_signature(session.graph(), session.metadata());
   if (!sig) return sig.status().with_context("graph '" + session.graph().name() + "'");
-  return std::unique_ptr<StatefulSession>(new StatefulSession(session, std::move(sig).value(), options));
+  std::unique_ptr<Session> derived;
+  std::string note;
+  if (!sig->stateful() && options.derive_decode) {
+    Result<std::unique_ptr<Session>> step = derive_step_session(session);
+    Result<StateSignature> step_sig =
+        step ? find_state_signature((*step)->graph(), (*step)->metadata()) : Result<StateSignature>(step.status());
+    if (step_sig && step_sig->stateful()) {
+      derived = std::move(step).value();
+      sig = std::move(step_sig);
+    } else {
+      note = step_sig ? std::string("the derived graph carries no state") : step_sig.status().message();
+    }
+  }
+  std::unique_ptr<StatefulSession> stateful(
+      new StatefulSession(session, std::move(derived), std::move(sig).value(), options));
+  stateful->derive_note_ = std::move(note);
+  return stateful;
 }
 
 int StatefulSession::add_sequence() {
@@ -289,8 +345,14 @@ int StatefulSession::add_sequence() {
   const size_t n = signature_.states.size();
   for (size_t i = 0; i < 2 * n; ++i) {
     const StateSlot& s = signature_.states[i % n];
-    Tensor t = Tensor::view(s.dtype, s.shape, bytes_base + offsets[i], seq->arena);
+    // A growing state starts with capacity 0 (ensure_capacity allocates it) and is one buffer, updated in
+    // place: current and next are the same tensor.
+    Tensor t = s.grow_axis >= 0 ? (i < n ? Tensor::zeros(s.dtype, s.shape) : seq->current[i % n])
+                                : Tensor::view(s.dtype, s.shape, bytes_base + offsets[i], seq->arena);
     (i < n ? seq->current : seq->next).push_back(t);
+  }
+  if (signature_.position_input >= 0) {
+    seq->position = signature_.position_scalar ? Tensor::zeros(DType::i64, {}) : Tensor::zeros(DType::i64, {1});
   }
   if (signature_.vocab_size > 0) {
     seq->logits = Tensor::view(DType::f32, {signature_.vocab_size}, bytes_base + logits_offset, seq->arena);
@@ -362,6 +424,7 @@ Result<Tensor> StatefulSession::prefill(int seq_id, const std::vector<int32_t>& 
     return seq->logits;
   }
   const int64_t total = static_cast<int64_t>(tokens.size());
+  ensure_capacity(*seq, context);
   const int64_t chunk = options_.prefill_chunk > 0 ? options_.prefill_chunk : total;
   for (int64_t start = 0; start < total; start += chunk) {
     SEQRUN_TRY(run_chunk(seq_id, *seq, tokens.data() + start, std::min(chunk, total - start)));
@@ -377,6 +440,7 @@ Result<Tensor> StatefulSession::step(int seq_id, int32_t token) {
     return make_error("sequence {}: context of {} tokens exceeds --max-context {}", seq_id,
                       seq->token_count + 1, options_.max_context);
   }
+  ensure_capacity(*seq, seq->token_count + 1);
   SEQRUN_TRY(run_chunk(seq_id, *seq, &token, 1));
   return seq->logits;
 }
@@ -387,11 +451,19 @@ Status StatefulSession::prepare(int64_t prompt_tokens) {
       options_.prefill_chunk > 0 ? std::min(options_.prefill_chunk, prompt_tokens) : prompt_tokens;
   std::vector<int64_t> lengths = {chunk, 1};
   if (prompt_tokens % chunk != 0) lengths.push_back(prompt_tokens % chunk);
-  std::vector<InputSpec> specs(session_.graph().inputs().size());
-  for (const StateSlot& slot : signature_.states) specs[slot.input_index] = InputSpec{slot.dtype, slot.shape};
+  std::vector<InputSpec> specs(session_->graph().inputs().size());
+  const int64_t capacity = capacity_for(prompt_tokens + 1, 0);  // what a fresh sequence's prefill allocates
+  for (const StateSlot& slot : signature_.states) {
+    specs[slot.input_index] = InputSpec{slot.dtype, slot.shape};
+    if (slot.grow_axis >= 0) specs[slot.input_index].shape[slot.grow_axis] = capacity;
+  }
+  if (signature_.position_input >= 0) {
+    specs[signature_.position_input] =
+        InputSpec{DType::i64, signature_.position_scalar ? Shape{} : Shape{1}};
+  }
   for (int64_t length : lengths) {
     specs[signature_.token_input] = InputSpec{signature_.token_dtype, {1, length}};
-    SEQRUN_TRY(session_.plan_for(specs).status());
+    SEQRUN_TRY(session_->plan_for(specs).status());
   }
   return Status::ok();
 }
@@ -409,14 +481,18 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
       token_tensor.data<int32_t>()[t] = ids[t];
     }
   }
-  seq.inputs.resize(session_.graph().inputs().size());
-  seq.outputs.resize(session_.graph().outputs().size());
+  seq.inputs.resize(session_->graph().inputs().size());
+  seq.outputs.resize(session_->graph().outputs().size());
   seq.inputs[sig.token_input] = token_tensor;
+  if (sig.position_input >= 0) {
+    seq.position.data<int64_t>()[0] = seq.token_count;
+    seq.inputs[sig.position_input] = seq.position;
+  }
   for (size_t i = 0; i < sig.states.size(); ++i) {
     seq.inputs[sig.states[i].input_index] = seq.current[i];
     seq.outputs[sig.states[i].output_index] = seq.next[i];
   }
-  Status st = session_.run_into(seq.inputs, seq.outputs);
+  Status st = session_->run_into(seq.inputs, seq.outputs);
   if (!st) return st.with_context(fmt::format("sequence {}", seq_id));
 
   // New state: written in place by the planned executor; otherwise copied into the next set.
@@ -424,10 +500,10 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
     const StateSlot& slot = sig.states[i];
     const Tensor& out = seq.outputs[slot.output_index];
     if (out.raw() == seq.next[i].raw()) continue;
-    if (out.dtype() != slot.dtype || out.shape() != slot.shape) {
+    if (out.dtype() != slot.dtype || out.shape() != seq.next[i].shape()) {
       return make_error("sequence {}: state output '{}' is {}{}, expected {}{}", seq_id, slot.output_name,
                         dtype_name(out.dtype()), shape_to_string(out.shape()), dtype_name(slot.dtype),
-                        shape_to_string(slot.shape));
+                        shape_to_string(seq.next[i].shape()));
     }
     std::memcpy(seq.next[i].raw(), out.raw(), out.nbytes());
     ++copied_state_outputs_;
@@ -436,8 +512,10 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
   // The logits of the last position.
   const Tensor& logits = seq.outputs[sig.logits_output];
   const Shape& shape = logits.shape();
-  const bool shape_ok = sig.logits_per_position ? (shape.size() == 3 && shape[0] == 1 && shape[1] == length)
-                                                : (shape.size() == 2 && shape[0] == 1);
+  // Per-position logits cover every token, or only the last one (a derived step graph computes just that).
+  const bool shape_ok = sig.logits_per_position
+                            ? (shape.size() == 3 && shape[0] == 1 && (shape[1] == length || shape[1] == 1))
+                            : (shape.size() == 2 && shape[0] == 1);
   if (!shape_ok || !is_float(logits.dtype()) || shape.back() <= 0) {
     return make_error("sequence {}: logits output '{}' is {}{} for {} tokens; expected [1, {}{}vocab]",
                       seq_id, sig.logits_output_name, dtype_name(logits.dtype()), shape_to_string(shape),
@@ -446,7 +524,7 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
   }
   const int64_t vocab = shape.back();
   if (!seq.logits.defined() || seq.logits.numel() != vocab) seq.logits = Tensor::empty(DType::f32, {vocab});
-  const int64_t last = (sig.logits_per_position ? length - 1 : 0) * vocab;
+  const int64_t last = (sig.logits_per_position ? shape[1] - 1 : 0) * vocab;
   float* dst = seq.logits.data<float>();
   if (logits.dtype() == DType::f32) {
     std::memcpy(dst, logits.data<float>() + last, static_cast<size_t>(vocab) * sizeof(float));
@@ -457,6 +535,37 @@ Status StatefulSession::run_chunk(int seq_id, Sequence& seq, const int32_t* toke
   std::swap(seq.current, seq.next);
   seq.token_count += count;
   return Status::ok();
+}
+
+int64_t StatefulSession::capacity_for(int64_t tokens, int64_t current) const {
+  const int64_t block = options_.kv_block;
+  int64_t want = std::max(tokens, current + current / 2);
+  want = (want + block - 1) / block * block;
+  if (options_.max_context > 0) want = std::min(want, std::max(tokens, options_.max_context));
+  return want;
+}
+
+void StatefulSession::ensure_capacity(Sequence& seq, int64_t tokens) const {
+  for (size_t i = 0; i < signature_.states.size(); ++i) {
+    const int axis = signature_.states[i].grow_axis;
+    if (axis < 0) continue;
+    const Tensor old = seq.current[i];
+    const int64_t capacity = old.shape()[axis];
+    if (tokens <= capacity) continue;
+    Shape shape = old.shape();
+    shape[axis] = capacity_for(tokens, capacity);
+    Tensor grown = Tensor::zeros(old.dtype(), shape);
+    // Rows [0, capacity) of every outer index move to the same rows of the bigger buffer.
+    int64_t outer = 1, inner = static_cast<int64_t>(dtype_size(old.dtype()));
+    for (int d = 0; d < axis; ++d) outer *= shape[d];
+    for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+    const auto* src = static_cast<const uint8_t*>(old.raw());
+    auto* dst = static_cast<uint8_t*>(grown.raw());
+    for (int64_t o = 0; o < outer && capacity > 0; ++o) {
+      std::memcpy(dst + o * shape[axis] * inner, src + o * capacity * inner, static_cast<size_t>(capacity * inner));
+    }
+    seq.current[i] = seq.next[i] = grown;
+  }
 }
 
 Result<Tensor> StatefulSession::last_logits(int seq_id) const {
@@ -493,7 +602,12 @@ Status StatefulSession::restore(int seq_id, const SequenceState& state) {
   }
   for (size_t i = 0; i < slots.size(); ++i) {
     const Tensor& t = state.states[i];
-    if (t.dtype() != slots[i].dtype || t.shape() != slots[i].shape) {
+    Shape want = slots[i].shape;
+    if (slots[i].grow_axis >= 0 && t.rank() == static_cast<int>(want.size())) {
+      want[slots[i].grow_axis] = t.shape()[slots[i].grow_axis];  // any capacity that holds the tokens
+      if (want[slots[i].grow_axis] < state.token_count) want[slots[i].grow_axis] = state.token_count;
+    }
+    if (t.dtype() != slots[i].dtype || t.shape() != want) {
       return make_error("sequence {}: restore: state '{}' is {}{}, expected {}{}", seq_id,
                         slots[i].input_name, dtype_name(t.dtype()), shape_to_string(t.shape()),
                         dtype_name(slots[i].dtype), shape_to_string(slots[i].shape));
@@ -517,6 +631,10 @@ Status StatefulSession::restore(int seq_id, const SequenceState& state) {
   }
   SEQRUN_TRY(check_tokens(seq_id, state.history));
   for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].grow_axis >= 0) {
+      seq->current[i] = seq->next[i] = state.states[i].clone();
+      continue;
+    }
     std::memcpy(seq->current[i].raw(), state.states[i].raw(), state.states[i].nbytes());
   }
   seq->token_count = state.token_count;

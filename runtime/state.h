@@ -10,14 +10,23 @@
 //      "new_state.<key>" (RWKV graphs: state.<layer>.{att_shift, wkv, ffn_shift}).
 // A state input without its output (or an output without its input, in the metadata form) is an error
 // naming it. Each state input has type [batch, d1, d2, ...]: dim 0 is the batch (a symbol or 1), every other
-// dim is static (fixed-size state: SSMs, linear attention, RWKV), and its paired output has the same dtype
-// and dims. Growing state (a KV cache with a symbolic length) is not handled yet: such an input is an error
-// saying so. The all-zero state is the initial state (the state after the empty prefix).
-// Besides the state, the graph has exactly one input, the token ids (i64 or i32 [batch, seq]), and its
-// logits output is the output named "logits", or else the only output that is not state:
-// f32 [batch, seq, vocab] (the logits of every position) or [batch, vocab] (those of the last position).
-// A graph that declares no state (GPT-2, Llama and Mamba exports: input_ids -> logits) still works: each
-// sequence keeps its token history and every call reruns the graph on the whole history (O(n^2) work, exact).
+// dim is static (fixed-size state: SSMs, linear attention, RWKV) — except at most one symbolic dim, the
+// capacity axis of a growing state (a KV cache [batch, heads, kv_capacity, head_dim]) — and its paired output
+// has the same dtype and dims. The all-zero state is the initial state (the state after the empty prefix).
+// Besides the state, the graph has one input for the token ids (i64 or i32 [batch, seq]) and, optionally, an
+// i64 input named "position" (scalar or [1]) that receives the number of tokens the sequence held before the
+// call. Its logits output is the output named "logits", or else the only output that is not state:
+// f32 [batch, seq, vocab] (the logits of every position), [batch, 1, vocab] or [batch, vocab] (those of the
+// last position).
+// A graph that declares no state (GPT-2, Llama and Mamba exports: input_ids -> logits) is first turned into
+// its step graph by the derive-decode pass (passes/derive_decode.h: KV caches, SSM state, a position input);
+// when that pass cannot derive one (an op without a step form) — or StatefulOptions::derive_decode is off —
+// each sequence keeps its token history and every call reruns the graph on the whole history (O(n^2), exact).
+//
+// Growing state. A KV cache lives in an allocation of its own per sequence, sized in blocks of kv_block
+// tokens (growing by at least half its size each time it must grow, never past max_context), and is updated
+// in place: the same buffer is bound as the state input and as the state output (CachedAttention writes only
+// the new rows; runtime/plan.h lets that output alias that input).
 //
 // StatefulSession runs each sequence with batch 1. Zero-copy: a sequence's state lives in one persistent
 // 64-byte-aligned allocation of its own (two sets of state tensors, "current" and "next", plus its last
@@ -52,7 +61,8 @@ struct StateSlot {
   int input_index = -1;   // position among the graph's inputs
   int output_index = -1;  // position among the graph's outputs
   DType dtype = DType::f32;
-  Shape shape;  // with batch 1
+  Shape shape;         // with batch 1 (and 0 at the grow axis)
+  int grow_axis = -1;  // the capacity axis of a growing state (KV cache), -1 for fixed-size state
 };
 
 // How a graph takes tokens and carries state (see the convention above).
@@ -65,6 +75,8 @@ struct StateSignature {
   bool logits_per_position = true;  // [batch, seq, vocab] (true) or [batch, vocab]
   int64_t vocab_size = -1;          // the logits' last dim; -1 when the graph does not say
   std::vector<StateSlot> states;    // empty: the graph is run on the whole history every time
+  int position_input = -1;          // the "position" input (tokens before this call), -1 when absent
+  bool position_scalar = true;      // its rank: 0 (true) or 1
 
   bool stateful() const { return !states.empty(); }
   int64_t state_bytes() const;  // one sequence's state (one set)
@@ -86,6 +98,8 @@ struct SequenceState {
 struct StatefulOptions {
   int64_t max_context = 0;    // most tokens one sequence may hold; 0 = no bound
   int64_t prefill_chunk = 0;  // prompt tokens per graph run when prefilling stateful graphs; 0 = all at once
+  bool derive_decode = true;  // derive a step graph for graphs without state (else rerun the history)
+  int64_t kv_block = 256;     // KV-cache capacity granularity, in tokens
 };
 
 class StatefulSession {
@@ -100,7 +114,10 @@ class StatefulSession {
 
   const StateSignature& signature() const { return signature_; }
   const StatefulOptions& options() const { return options_; }
-  const Session& session() const { return session_; }
+  // The session the sequences run on: the given one, or the derived step graph's (see above).
+  const Session& session() const { return *session_; }
+  // Why no step graph was derived for a graph without state ("" when one was, or none was needed).
+  const std::string& derive_note() const { return derive_note_; }
 
   // A new sequence at the initial state; ids count up from 0 and are never reused.
   int add_sequence();
@@ -135,13 +152,19 @@ class StatefulSession {
 
  private:
   struct Sequence;
-  StatefulSession(const Session& session, StateSignature signature, const StatefulOptions& options);
+  StatefulSession(const Session& session, std::unique_ptr<Session> derived, StateSignature signature,
+                  const StatefulOptions& options);
   Result<Sequence*> find(int seq_id) const;
   // One graph run of `count` tokens starting at `tokens` (stateful graphs) or of the whole history.
   Status run_chunk(int seq_id, Sequence& seq, const int32_t* tokens, int64_t count);
   Status check_tokens(int seq_id, const std::vector<int32_t>& tokens) const;
+  // Grows the sequence's KV caches to hold `tokens` tokens (block-rounded, see above).
+  void ensure_capacity(Sequence& seq, int64_t tokens) const;
+  int64_t capacity_for(int64_t tokens, int64_t current) const;
 
-  const Session& session_;
+  std::unique_ptr<Session> derived_;  // the step graph's session, when one was derived
+  const Session* session_;
+  std::string derive_note_;
   StateSignature signature_;
   StatefulOptions options_;
   std::map<int, std::unique_ptr<Sequence>> sequences_;

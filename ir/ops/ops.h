@@ -22,6 +22,8 @@ void register_misc_ops(OpRegistry& r);          // quantization, GridSample, Roi
 void register_recurrence_ops(OpRegistry& r);    // TokenShift, RWKV4WKV (recurrence_ops.cpp)
 void register_mixed_chunk_attention_ops(OpRegistry& r);  // MixedChunkAttention (mixed_chunk_attention.cpp)
 void register_chunked_attention_ops(OpRegistry& r);      // ChunkedAttention (chunked_attention.cpp)
+void register_lti_ops(OpRegistry& r);                    // LTIScan (lti_scan.cpp)
+void register_cached_attention_ops(OpRegistry& r);       // CachedAttention (cached_attention.cpp)
 
 // The seqrun dtype of an ONNX TensorProto data type number (Cast's `to`); the error names the
 // ONNX type when seqrun has no such dtype (STRING, COMPLEX64, FLOAT8*, ...).
