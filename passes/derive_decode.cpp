@@ -227,10 +227,15 @@ class Deriver {
     }
     const std::string key = key_of(node);
     const Dim cap = Dim::symbol(kKvCapacityDim);
+    // Heads and head sizes: the types', or what the shape reasoner proves (exports often say '?').
+    auto size = [&](int input, int axis) {
+      const SymDim d = shapes_.dim(node->input(input), axis);
+      return d.is_static() ? Dim(d.value()) : node->input(input)->type().dim(axis);
+    };
     SEQRUN_ASSIGN(Value * k_cache, state_input("state." + key + ".k", node,
-                                               TensorType(k.dtype(), {batch_, k.dim(1), cap, k.dim(3)})));
+                                               TensorType(k.dtype(), {batch_, size(1, 1), cap, size(1, 3)})));
     SEQRUN_ASSIGN(Value * v_cache, state_input("state." + key + ".v", node,
-                                               TensorType(v.dtype(), {batch_, v.dim(1), cap, v.dim(3)})));
+                                               TensorType(v.dtype(), {batch_, size(2, 1), cap, size(2, 3)})));
     std::map<std::string, Attribute> attrs;
     if (node->has_attr("scale")) attrs["scale"] = *node->attr("scale");
     attrs["softcap"] = Attribute(node->get_float("softcap", 0.0f));

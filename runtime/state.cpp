@@ -9,6 +9,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "passes/derive_decode.h"
 
@@ -313,8 +314,12 @@ Result<std::unique_ptr<StatefulSession>> StatefulSession::create(const Session& 
     if (step_sig && step_sig->stateful()) {
       derived = std::move(step).value();
       sig = std::move(step_sig);
+      spdlog::debug("graph '{}': decoding with its derived step graph ({} state tensors)",
+                    session.graph().name(), sig->states.size());
     } else {
       note = step_sig ? std::string("the derived graph carries no state") : step_sig.status().message();
+      spdlog::warn("graph '{}' has no step graph ({}); every decode step reruns the whole history",
+                   session.graph().name(), note);
     }
   }
   std::unique_ptr<StatefulSession> stateful(
