@@ -56,3 +56,17 @@ seqrun_bench_test(missing_input EXIT 1 ARGS ${SEQRUN_BENCH_DATA}/linear.onnx --r
                   STDERR "missing input 'x'" ONE_ERROR_LINE)
 seqrun_bench_test(zero_repeat EXIT 2 ARGS ${SEQRUN_BENCH_DATA}/linear.onnx --repeat 0 STDERR "--repeat"
                   ONE_ERROR_LINE)
+
+# seqrun-bench-decode (tools/bench/decode): decodes the tiny Llama of tests/data/hf, exported at test time, at two
+# contexts and prints the table and the prefill line. Timing values are not checked, only that it runs.
+add_test(NAME bench_decode_export_llama
+         COMMAND $<TARGET_FILE:seqrun-export> hf ${PROJECT_SOURCE_DIR}/tests/data/hf/llama_bf16_untied -o
+                 ${CMAKE_CURRENT_BINARY_DIR}/bench_decode_llama_tiny.seqrun)
+set_tests_properties(bench_decode_export_llama PROPERTIES FIXTURES_SETUP bench_decode_llama LABELS "bench")
+add_test(NAME bench_decode_llama
+         COMMAND ${CMAKE_COMMAND}
+                 "-DCOMMAND=$<TARGET_FILE:seqrun-bench-decode>|${CMAKE_CURRENT_BINARY_DIR}/bench_decode_llama_tiny.seqrun|--contexts|8,16|--steps|2|--repeat|2|--warmup-steps|1|--prefill|8|--prefill-repeat|2|--threads|1"
+                 "-DEXPECT_EXIT=0"
+                 "-DEXPECT_STDOUT=stateful: (yes|no)@@\\| context \\| tokens/s \\| ms/token median \\|@@\n\\| 8 \\| ${SEQRUN_BENCH_NUMBER} \\|@@\n\\| 16 \\| ${SEQRUN_BENCH_NUMBER} \\|@@prefill 8 tokens: median ${SEQRUN_BENCH_NUMBER} ms"
+                 -P ${SEQRUN_BENCH_CHECKER})
+set_tests_properties(bench_decode_llama PROPERTIES FIXTURES_REQUIRED bench_decode_llama LABELS "bench" TIMEOUT 60)
