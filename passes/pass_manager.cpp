@@ -11,6 +11,7 @@
 #include "passes/fold_batchnorm.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_epilogues.h"
+#include "passes/fuse_lti_scan.h"
 #include "passes/fuse_mixed_chunk_attention.h"
 #include "passes/fuse_scan_body.h"
 #include "passes/fuse_ssm_scan.h"
@@ -24,6 +25,7 @@ const std::vector<std::pair<std::string, PassFactory>>& pass_registry() {
       {"canonicalize", [] { return std::unique_ptr<Pass>(new CanonicalizePass()); }},
       {"fuse-scan-body", [] { return std::unique_ptr<Pass>(new FuseScanBodyPass()); }},
       {"fuse-ssm-scan", [] { return std::unique_ptr<Pass>(new FuseSsmScanPass()); }},
+      {"fuse-lti-scan", [] { return std::unique_ptr<Pass>(new FuseLtiScanPass()); }},
       {"fuse-attention", [] { return std::unique_ptr<Pass>(new FuseAttentionPass()); }},
       {"chunk-attention", [] { return std::unique_ptr<Pass>(new ChunkAttentionPass()); }},
       {"fuse-mixed-chunk-attention", [] { return std::unique_ptr<Pass>(new FuseMixedChunkAttentionPass()); }},
@@ -54,9 +56,16 @@ std::unique_ptr<Pass> create_pass(const std::string& name) {
 
 std::vector<std::string> pipeline_for_level(int level) {
   if (level <= 0) return {};
-  return {"canonicalize",        "fuse-scan-body",  "fuse-ssm-scan",
-          "fuse-attention",      "chunk-attention", "fuse-mixed-chunk-attention",
-          "linearize-attention", "fold-batchnorm",  "fuse-epilogues"};
+  return {"canonicalize",
+          "fuse-scan-body",
+          "fuse-ssm-scan",
+          "fuse-lti-scan",
+          "fuse-attention",
+          "chunk-attention",
+          "fuse-mixed-chunk-attention",
+          "linearize-attention",
+          "fold-batchnorm",
+          "fuse-epilogues"};
 }
 
 Result<std::vector<PassReport>> run_passes(Graph& graph, const std::vector<std::string>& names) {

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "passes/convert_dtype.h"
 #include "runtime/executor.h"
 
 namespace seqrun::runtime {
@@ -25,6 +26,51 @@ ModelOptions model_options_of(const SessionOptions& options) {
   model_options.opt_level = options.opt_level;
   model_options.passes = options.passes;
   return model_options;
+}
+
+// SessionOptions::dtype needs a device backend to run on and the planned executor.
+Status check_dtype_option(const SessionOptions& options) {
+  if (options.dtype == DType::f32) return Status::ok();
+  if (options.dtype != DType::f16 && options.dtype != DType::bf16) {
+    return make_error("SessionOptions::dtype must be f32, f16 or bf16, is {}", dtype_name(options.dtype));
+  }
+  bool device = false;
+  for (const backends::Backend* b : options.backends) {
+    device = device || (b != nullptr && b->device() != backends::DeviceKind::CPU);
+  }
+  if (!device || options.executor != ExecutorKind::planned) {
+    return make_error("dtype {} needs a CUDA backend and the planned executor; the CPU backends run f32",
+                      dtype_name(options.dtype));
+  }
+  return Status::ok();
+}
+
+// convert-dtype's predicate for a plan: a node converts when, asked with the low-dtype types, the first
+// backend whose kernel factory takes it is not the CPU (the CPU kernels run f32).
+passes::ConvertPredicate runs_on_device(const std::vector<backends::Backend*>& list, int threads) {
+  return [list, threads](const Node& node, const passes::ProposedTypes& types) {
+    backends::KernelInfo info;
+    info.node = &node;
+    info.threads = threads;
+    for (int i = 0; i < node.num_inputs(); ++i) {
+      const Value* v = node.input(i);
+      const std::optional<Shape> shape = v != nullptr ? v->type().static_shape() : std::nullopt;
+      if (v != nullptr && !shape) return false;
+      const bool same_bytes = v != nullptr && v->is_constant() && v->constant().dtype() == types.inputs[i];
+      void* data = same_bytes ? const_cast<void*>(v->constant().raw()) : nullptr;
+      info.inputs.push_back(v == nullptr ? backends::TensorArg{}
+                                         : backends::TensorArg{types.inputs[i], *shape, data});
+    }
+    for (int i = 0; i < node.num_outputs(); ++i) {
+      const std::optional<Shape> shape = node.output(i)->type().static_shape();
+      if (!shape) return false;
+      info.outputs.push_back(backends::TensorArg{types.outputs[i], *shape, nullptr});
+    }
+    for (backends::Backend* b : list) {
+      if (b->kernels().create(info)) return b->device() != backends::DeviceKind::CPU;
+    }
+    return false;
+  };
 }
 
 }  // namespace
@@ -45,6 +91,7 @@ Result<std::unique_ptr<Session>> Session::from_graph(std::unique_ptr<Graph> grap
 Result<std::unique_ptr<Session>> Session::from_model(std::shared_ptr<const Model> model,
                                                      const SessionOptions& options) {
   if (!model) return make_error("Session::from_model: the model is null");
+  SEQRUN_TRY(check_dtype_option(options));
   std::unique_ptr<Session> session(new Session());
   session->graph_ = &model->graph();
   session->model_ = std::move(model);
@@ -82,6 +129,17 @@ Result<std::shared_ptr<ExecutionPlan>> Session::cached_plan(const std::vector<In
   PlanOptions plan_options;
   plan_options.backends = options_.backends;
   plan_options.threads = options_.threads > 0 ? options_.threads : backends::cpu_threads();
+  if (options_.dtype != DType::f32) {
+    passes::ConvertDTypeOptions convert;
+    convert.dtype = options_.dtype;
+    convert.predicate = runs_on_device(options_.backends, plan_options.threads);
+    Result<passes::ConvertDTypeReport> converted = passes::convert_float_dtype(*specialized, convert);
+    if (!converted)
+      return converted.status().with_context("graph '" + graph_->name() + "' in " +
+                                             std::string(dtype_name(options_.dtype)));
+    spdlog::debug("{} plan for {}: {} nodes converted, {} constants, {} casts", dtype_name(options_.dtype),
+                  key, converted->converted_nodes, converted->converted_constants, converted->casts);
+  }
   plan_options.check_finite = options_.check_finite;
   Result<std::unique_ptr<ExecutionPlan>> built = ExecutionPlan::build(std::move(specialized), plan_options);
   if (!built) return built.status().with_context("graph '" + graph_->name() + "' with inputs " + key);

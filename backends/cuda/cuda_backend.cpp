@@ -171,6 +171,8 @@ class CudaBackend final : public Backend {
     register_gather_transpose_ops(kernels_, ctx_.get());
     register_sequence_ops(kernels_, ctx_.get());
     register_recurrence_ops(kernels_, ctx_.get());
+    register_copy_ops(kernels_, ctx_.get());
+    register_cached_attention_ops(kernels_, ctx_.get());
   }
   std::string name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::CUDA; }

@@ -92,6 +92,9 @@ void register_gather_transpose_ops(KernelFactoryRegistry& registry,
                                    CudaContext* ctx);                             // gather_transpose_ops.cpp
 void register_sequence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);    // sequence_ops.cpp
 void register_recurrence_ops(KernelFactoryRegistry& registry, CudaContext* ctx);  // recurrence_ops.cpp
+void register_copy_ops(KernelFactoryRegistry& registry, CudaContext* ctx);        // copy_ops.cpp
+void register_cached_attention_ops(KernelFactoryRegistry& registry,
+                                   CudaContext* ctx);  // cached_attention_ops.cpp
 
 // Shared helpers for factories.
 // The normalized axis, or nullopt when out of range.

@@ -316,6 +316,76 @@ cudaError_t launch_linear_attention(const LinearAttentionParams& p, cudaStream_t
 // Largest key size the recurrent kernel takes (its state column lives in shared memory).
 constexpr int64_t kLinearAttentionMaxKeySize = 256;
 
+// The chunkwise form of the same op (linear_attention_chunked.cu) for update rules linear and gated with one
+// decay per head (decay_width == kv_heads): the sequence in chunks of kLinearAttentionChunk tokens,
+// quadratic inside a chunk, the state carried between chunks. Same parameters; key_size at most
+// kLinearAttentionChunkedMaxKeySize.
+cudaError_t launch_linear_attention_chunked(const LinearAttentionParams& p, cudaStream_t stream);
+constexpr int64_t kLinearAttentionChunk = 64;
+constexpr int64_t kLinearAttentionChunkedMaxKeySize = 128;
+// Whether the chunkwise kernel takes these parameters (rule, decay form, key size).
+bool linear_attention_chunked_eligible(const LinearAttentionParams& p);
+
+// ---- cached_attention.cu ------------------------------------------------------------------------------
+
+// CachedAttention (seqrun op, ir/ops/cached_attention.cpp): Q [B, Hq, T, Dk], K [B, Hkv, T, Dk], V [B, Hkv,
+// T, Dv], caches [B, Hkv, C, Dk|Dv], position (i64, on the device) = P. The new caches get rows P .. P+T-1
+// from K/V and the other rows from the old caches (only the new rows are written when a new cache is the
+// old one's memory); Y [B, Hq, T, Dv] is causal softmax attention of query i over the keys
+// max(0, P+i-window) .. P+i of the new cache. P < 0 or P + T > C is reported to `sink` (outputs invalid).
+// The keys of a query row are split into `splits` ranges of `keys_per_split` cache rows (flash-decoding):
+// partial results go to `workspace` (cached_attention_workspace_bytes), a second kernel combines them.
+struct CachedAttentionParams {
+  ElemType type = ElemType::f32;  // Q, K, V, caches, Y
+  int64_t batch = 0;
+  int64_t q_heads = 0;
+  int64_t kv_heads = 0;
+  int64_t new_tokens = 0;  // T
+  int64_t capacity = 0;    // C
+  int64_t head_size = 0;
+  int64_t v_head_size = 0;
+  float scale = 1.0f;
+  float softcap = 0.0f;  // 0: none
+  int64_t window = -1;   // -1: none
+  int32_t splits = 1;
+  int64_t keys_per_split = 0;
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;
+  const int64_t* position = nullptr;
+  void* y = nullptr;
+  void* new_k_cache = nullptr;
+  void* new_v_cache = nullptr;
+  float* workspace = nullptr;
+  ErrorSink sink;
+};
+cudaError_t launch_cached_attention(const CachedAttentionParams& p, cudaStream_t stream);
+// Bytes of f32 partial results for p.splits (at least 256).
+size_t cached_attention_workspace_bytes(const CachedAttentionParams& p);
+// Largest Dk / Dv the kernel takes (one register slice per lane of 32).
+constexpr int64_t kCachedAttentionMaxHeadSize = 256;
+
+// ---- copy.cu -----------------------------------------------------------------------------------------
+
+// dst[dst_offset + sum_d i_d * dst_strides[d]] = src[src_offset + sum_d i_d * src_strides[d]] for every index
+// i of `dims` (strides and offsets in elements, may be negative): Slice, Split and Concat as strided
+// copies of 1/2/4/8-byte elements.
+struct StridedCopyParams {
+  int32_t elem_size = 4;
+  int32_t rank = 0;
+  int64_t n = 0;  // product of dims
+  int64_t dims[kMaxRank] = {};
+  int64_t src_strides[kMaxRank] = {};
+  int64_t dst_strides[kMaxRank] = {};
+  int64_t src_offset = 0;
+  int64_t dst_offset = 0;
+  const void* src = nullptr;
+  void* dst = nullptr;
+};
+cudaError_t launch_strided_copy(const StridedCopyParams& p, cudaStream_t stream);
+
 // ---- causal_conv.cu ----------------------------------------------------------------------------------
 
 // CausalConvWithState (ONNX 27): depthwise causal conv over x [B, C, L] with weight [C, 1, K], optional

@@ -1,6 +1,6 @@
-// CUDA kernels for the sequence-mixing ops: Attention (ONNX 23/24), LinearAttention (ONNX 27, recurrent
-// form), CausalConvWithState (ONNX 27) and RotaryEmbedding (ONNX 23). Device code in attention.cu,
-// linear_attention.cu, causal_conv.cu and rope.cu.
+// CUDA kernels for the sequence-mixing ops: Attention (ONNX 23/24), LinearAttention (ONNX 27; recurrent, and
+// chunkwise for long sequences), CausalConvWithState (ONNX 27) and RotaryEmbedding (ONNX 23). Device code in
+// attention.cu, linear_attention.cu, linear_attention_chunked.cu, causal_conv.cu and rope.cu.
 //
 // The factories check shapes and attributes the way the reference kernels do and decline anything
 // unusual (the qk_matmul_output output, bad shapes, unknown attribute values): the CPU fallback then
@@ -174,8 +174,10 @@ std::unique_ptr<Kernel> make_attention(const KernelInfo& info, CudaContext* ctx)
 
 class LinearAttentionKernel final : public CudaKernel {
  public:
-  LinearAttentionKernel(CudaContext* ctx, const Node* node, LinearAttentionParams params)
-      : CudaKernel(ctx, node, "cuda:linear-attention-recurrent"), params_(params) {}
+  LinearAttentionKernel(CudaContext* ctx, const Node* node, LinearAttentionParams params, bool chunked)
+      : CudaKernel(ctx, node, chunked ? "cuda:linear-attention-chunked" : "cuda:linear-attention-recurrent"),
+        params_(params),
+        chunked_(chunked) {}
   Status run(const std::vector<TensorArg>& in, const std::vector<TensorArg>& out, void*) override {
     LinearAttentionParams p = params_;
     auto data = [&](int i) -> const void* { return i < static_cast<int>(in.size()) ? in[i].data : nullptr; };
@@ -187,12 +189,27 @@ class LinearAttentionKernel final : public CudaKernel {
     p.beta = p.delta ? data(5) : nullptr;
     p.y = out[0].data;
     p.present = out.size() > 1 ? out[1].data : nullptr;
-    return launched(launch_linear_attention(p, ctx_->stream()));
+    return launched(chunked_ ? launch_linear_attention_chunked(p, ctx_->stream())
+                             : launch_linear_attention(p, ctx_->stream()));
   }
 
  private:
   LinearAttentionParams params_;
+  bool chunked_;
 };
+
+// From this many tokens on, the chunkwise kernel (where it applies) beats the token-serial recurrent one.
+constexpr int64_t kChunkedMinTokens = 2 * kLinearAttentionChunk;
+
+// SEQRUN_CUDA_LINEAR_ATTENTION = recurrent | chunked | auto (default): which LinearAttention kernel to use
+// ("chunked" only where it applies: rules linear and gated with one decay per head).
+bool use_chunked_linear_attention(const LinearAttentionParams& p) {
+  if (!linear_attention_chunked_eligible(p)) return false;
+  const char* v = std::getenv("SEQRUN_CUDA_LINEAR_ATTENTION");
+  if (v != nullptr && std::strcmp(v, "recurrent") == 0) return false;
+  if (v != nullptr && std::strcmp(v, "chunked") == 0) return true;
+  return p.seq >= kChunkedMinTokens;
+}
 
 std::unique_ptr<Kernel> make_linear_attention(const KernelInfo& info, CudaContext* ctx) {
   const Node& node = *info.node;
@@ -259,7 +276,7 @@ std::unique_ptr<Kernel> make_linear_attention(const KernelInfo& info, CudaContex
   if (info.outputs.size() > 1 && info.outputs[1].shape != state_shape) return nullptr;
   p.scale = node.has_attr("scale") ? node.get_float("scale")
                                    : static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.key_size)));
-  return std::make_unique<LinearAttentionKernel>(ctx, info.node, p);
+  return std::make_unique<LinearAttentionKernel>(ctx, info.node, p, use_chunked_linear_attention(p));
 }
 
 // ---- CausalConvWithState -----------------------------------------------------------------------------

@@ -218,7 +218,7 @@ TEST_CASE("state: metadata pairs state inputs and outputs; bad declarations are 
     auto plain = find_state_signature(*g, {});
     REQUIRE_FALSE(plain.is_ok());
     CHECK(plain.status().message() ==
-          "the graph has 2 inputs besides its state ('ids', 'h'); a sequence graph takes exactly one, the "
+          "the graph has 2 inputs besides its state and position ('ids', 'h'); a sequence graph takes exactly one, the "
           "token "
           "ids [batch, seq]");
   }
@@ -243,15 +243,35 @@ TEST_CASE("state: metadata pairs state inputs and outputs; bad declarations are 
     r = find_state_signature(*g, {{kStateInputsKey, "h"}});
     REQUIRE_FALSE(r.is_ok());
     CHECK(r.status().message().find("'seqrun.state_outputs'") != std::string::npos);
-    // A growing state (symbolic non-batch dim) is refused, saying why.
+    // One symbolic non-batch dim is a growing state (a KV cache's capacity axis); its output must match it,
+    // and two symbolic dims are refused, saying why.
     const std::string growing =
         replaced(recurrence_text("h", "h_next"), "%h: f32[batch, 3]", "%h: f32[batch, past]");
     auto gg = parse_graph(growing);
     REQUIRE(gg.is_ok());
     r = find_state_signature(*gg.value(), {{kStateInputsKey, "h"}, {kStateOutputsKey, "h_next"}});
     REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message() == "state output 'h_next' has type f32[batch, 3] but its input 'h' has f32[batch, past]");
+    auto kv = parse(R"(graph g(%ids: i64[batch, seq], %kv: f32[batch, 2, cap, 4]) {
+  %emb = const f32[2, 3] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+  %logits = Gather(%emb, %ids) {axis = 0} : f32[batch, seq, 3]
+  %kv_next = Identity(%kv) : f32[batch, 2, cap, 4]
+  return %logits, %kv_next
+})");
+    r = find_state_signature(*kv, {{kStateInputsKey, "kv"}, {kStateOutputsKey, "kv_next"}});
+    INFO(r.status().message());
+    REQUIRE(r.is_ok());
+    REQUIRE(r.value().states.size() == 1);
+    CHECK(r.value().states[0].grow_axis == 2);
+    CHECK(r.value().states[0].shape == Shape({1, 2, 0, 4}));
+    const std::string two =
+        replaced(recurrence_text("h", "h_next"), "%h: f32[batch, 3]", "%h: f32[batch, past, more]");
+    auto g2 = parse_graph(two);
+    REQUIRE(g2.is_ok());
+    r = find_state_signature(*g2.value(), {{kStateInputsKey, "h"}, {kStateOutputsKey, "h_next"}});
+    REQUIRE_FALSE(r.is_ok());
     CHECK(r.status().message().find("state input 'h'") != std::string::npos);
-    CHECK(r.status().message().find("KV cache is not supported yet") != std::string::npos);
+    CHECK(r.status().message().find("one symbolic dim") != std::string::npos);
   }
 }
 

@@ -5,7 +5,8 @@
 #
 #   bash tools/gpu/check.sh
 #
-# Steps, each under its own timeout inside a 410 s overall budget; a failing step does not stop the next:
+# Steps, each under its own timeout inside a 450 s overall budget (the whole script stays under 8 minutes);
+# a failing step does not stop the next:
 #   info        nvidia-smi -L, driver/CUDA/torch versions, the pack's libraries resolved
 #   unit        test_cuda_backend (every CUDA kernel family against naive loops)
 #   optest      seqrun-optest --backend cuda (every op with a CUDA kernel against the CPU reference kernels)
@@ -18,9 +19,21 @@
 #   torch-scan  tools/gpu/bench_scan.py (PyTorch's sequential reference selective scan, f32, one Mamba-130m
 #               layer: B=1, D=1536, N=16, 2k..8k tokens)
 #   seqrun-scan seqrun-scan-bench on the same shapes (also spot-checks every result)
+#   decode-unit test_cuda_decode_kernels: Slice/Split/Concat, chunkwise LinearAttention, CachedAttention
+#               (decode, multi-token, in place, bad position), the mamba-130m layer-0 fixture in f32 and bf16,
+#               and SessionOptions::dtype bf16/f16 on the tiny GPT-2/Llama/Mamba checkpoints and RWKV models
+#               (each against f32 references within the tolerances documented in the test)
+#   ssm-blocks  seqrun-export check --backend cuda on tests/data/ssm (torch-exported Mamba blocks, -O1)
+#   perf-cached seqrun-optest --perf --backend cuda --op CachedAttention (decode over a 4k cache: GB/s)
+#   perf-linatt seqrun-optest --perf --backend cuda --op LinearAttention (chunkwise gated prefill: GFLOP/s)
+#   torch-models tools/gpu/bench_models.py torch: GPT-2-small- and Mamba-130m-shaped checkpoints with random
+#               weights, PyTorch's f32/bf16 logits, eager prefill (512 tokens) and decode (KV cache / state)
+#   seqrun-models tools/gpu/bench_models.py seqrun: seqrun-export hf, `seqrun run --backend cuda --dtype
+#               f32|bf16` against PyTorch's f32 logits, `seqrun bench` prefill, and decode through
+#               StatefulSession (seqrun-gpu-decode-bench: the derived step graph, 32-token prompt, 64 steps)
 # Full logs go to $OUT/check-all.log and the summary to $OUT/summary.txt ($OUT defaults to
 # build-gpu/check-logs); the summary tables are printed last. Exit code 1 when a correctness step (unit,
-# optest, onnx-node, models, rwkv, seqrun-attn, seqrun-scan) failed or timed out.
+# optest, onnx-node, models, rwkv, seqrun-attn, seqrun-scan, decode-unit, ssm-blocks) failed or timed out.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +43,7 @@ OUT_DIR="${OUT:-$ROOT/build-gpu/check-logs}"
 LOGS=$(mktemp -d /tmp/seqrun-check.XXXXXX)
 mkdir -p "$OUT_DIR"
 START=$(date +%s)
-BUDGET_S=${SEQRUN_CHECK_BUDGET_S:-410}
+BUDGET_S=${SEQRUN_CHECK_BUDGET_S:-450}
 FAILED=0
 ROWS=()
 
@@ -149,6 +162,24 @@ run_step optest-perf bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --ba
   --warmup 2 --repeat 5
 run_step torch-scan bench 45 "^RESULT" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 tools/gpu/bench_scan.py
 run_step seqrun-scan check 45 "^RESULT|FAIL" "${L[@]}" "$BIN/seqrun-scan-bench"
+run_step decode-unit check 120 "test cases|passed|failed|SKIP" "${L[@]}" env SEQRUN_TEST_DATA="$ROOT/tests/data" \
+  "$BIN/test_cuda_decode_kernels"
+if grep -q "SKIP: no CUDA device" "$LOGS/decode-unit.log"; then
+  FAILED=1
+  ROWS[-1]="${ROWS[-1]/ ok / FAIL}"
+fi
+run_step ssm-blocks check 45 "passed" "${L[@]}" "$BIN/seqrun-export" check --backend cuda tests/data/ssm
+run_step perf-cached bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --backend cuda --op CachedAttention \
+  --warmup 2 --repeat 5
+run_step perf-linatt bench 30 "timed" "${L[@]}" "$BIN/seqrun-optest" --perf --backend cuda --op LinearAttention \
+  --warmup 2 --repeat 5
+MODELS_DIR="$LOGS/models"
+run_step torch-models bench 120 "^RESULT|error" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
+  python3 tools/gpu/bench_models.py torch "$MODELS_DIR"
+PRELOAD=""
+[[ -f "$PACK/lib/libsentencepiece.so.0" && -f "$PACK/lib/libprotobuf.so.32" ]] && PRELOAD="$PACK/lib/libprotobuf.so.32"
+run_step seqrun-models bench 180 "^RESULT|failed" env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 \
+  python3 tools/gpu/bench_models.py seqrun "$MODELS_DIR" --bin "$BIN" --libs "$LIBS" --preload "$PRELOAD"
 
 # Logs: one file (each step's log, at most its last 2 MiB), and the summary.
 {
@@ -202,12 +233,40 @@ scan_table() {
     }' "$LOGS/torch-scan.log" "$LOGS/seqrun-scan.log" 2>/dev/null | sort -k1,1n
 }
 
+# Whole-model table: PyTorch eager vs seqrun per (model, dtype), tokens/s and seqrun's logits error.
+models_table() {
+  echo "whole models, batch 1 (tokens/s; prefill 512 tokens; decode 64 tokens after 32, PyTorch with its KV cache /"
+  echo "state, seqrun through StatefulSession; ratio = seqrun / torch; err = seqrun logits vs PyTorch f32):"
+  printf '%-11s %-5s %12s %12s %7s %11s %11s %7s %9s  %s\n' model dtype torch_prefill seqrun_prefill ratio \
+    torch_dec seqrun_dec ratio err check
+  awk '
+    /^RESULT (torch|seqrun)-model / {
+      who = ($2 == "torch-model") ? "t" : "s"
+      for (i = 3; i <= NF; ++i) { split($i, kv, "="); v[who, $3, $4, kv[1]] = kv[2] }
+      keys[$3 " " $4] = 1
+    }
+    function ratio(a, b) { return (a + 0 > 0 && b + 0 > 0) ? sprintf("%.2fx", b / a) : "-" }
+    function val(x) { return x == "" ? "-" : x }
+    END {
+      for (k in keys) {
+        split(k, kk, " ");
+        tp = v["t", kk[1], kk[2], "prefill_tok_s"]; sp = v["s", kk[1], kk[2], "prefill_tok_s"];
+        td = v["t", kk[1], kk[2], "decode_tok_s"]; sd = v["s", kk[1], kk[2], "decode_tok_s"];
+        split(kk[1], m, "="); split(kk[2], d, "=");
+        printf "%-11s %-5s %12s %12s %7s %11s %11s %7s %9s  %s\n", m[2], d[2], val(tp), val(sp), ratio(tp, sp),
+               val(td), val(sd), ratio(td, sd), val(v["s", kk[1], kk[2], "error"]), val(v["s", kk[1], kk[2], "check"])
+      }
+    }' "$LOGS/torch-models.log" "$LOGS/seqrun-models.log" 2>/dev/null | sort
+}
+
 {
   echo
   echo "==================== seqrun GPU check: $(nvidia-smi -L 2>/dev/null | head -1) ===================="
   table
   echo
   scan_table
+  echo
+  models_table
   echo
   printf '%-12s %-6s %-9s %8s  %s\n' step kind status time summary
   for r in "${ROWS[@]}"; do echo "$r"; done

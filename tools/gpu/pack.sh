@@ -6,11 +6,11 @@
 #
 # 1. configures build-gpu/ (Release, -DSEQRUN_CUDA=ON, CMAKE_CUDA_ARCHITECTURES=90, -DSEQRUN_ONEDNN=OFF so the
 #    CPU fallback needs no libdnnl), builds only seqrun, seqrun-export, seqrun-optest, test_cuda_backend,
-#    test_rwkv, seqrun-attention-bench and seqrun-scan-bench;
+#    test_cuda_decode_kernels, test_rwkv, seqrun-attention-bench, seqrun-scan-bench and seqrun-gpu-decode-bench;
 # 2. copies them, stripped, to build-gpu/pack-staging/bin and the shared libraries they need that are not
 #    part of the C runtime or of CUDA to build-gpu/pack-staging/lib (libcudart/libcublas* come from the GPU
 #    machine's CUDA 13 in /usr/local/cuda/lib64; glibc, libstdc++ and libgcc_s from its system);
-# 3. packs that into build-gpu/pack/seqrun-gpu-pack.tar.xz (the seven binaries share most of their code, so
+# 3. packs that into build-gpu/pack/seqrun-gpu-pack.tar.xz (the nine binaries share most of their code, so
 #    xz -9 shrinks ~63 MiB to ~6 MiB: the pack travels with the working tree, 64 MiB in all) and prints its size
 #    and the newest glibc / libstdc++ symbol versions the binaries need.
 # Then run on the GPU machine, from the repository root, carrying build-gpu/pack:  tools/gpu/check.sh
@@ -23,7 +23,8 @@ STAGE=$BUILD/pack-staging
 PACK=$BUILD/pack
 ARCHIVE=$PACK/seqrun-gpu-pack.tar.xz
 JOBS=${JOBS:-2}
-TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend seqrun-attention-bench seqrun-scan-bench test_rwkv)
+TARGETS=(seqrun seqrun-export seqrun-optest test_cuda_backend test_cuda_decode_kernels seqrun-attention-bench
+  seqrun-scan-bench seqrun-gpu-decode-bench test_rwkv)
 LIMIT_MIB=60
 
 echo "== configure $BUILD"

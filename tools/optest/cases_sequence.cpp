@@ -1,6 +1,7 @@
 // The op-test table, sequence mixing and control flow: Attention (4-D, packed GQA, causal, masks, KV cache,
-// softcap, padding), FlexAttention, LinearAttention (every update rule), CausalConvWithState,
-// RotaryEmbedding, SwiGLU, TokenShift, RWKV4WKV, LinearRecurrence, MixedChunkAttention, Scan, Loop and If.
+// softcap, padding), FlexAttention, LinearAttention (every update rule; long sequences), CachedAttention,
+// CausalConvWithState, RotaryEmbedding, SwiGLU, TokenShift, RWKV4WKV, LinearRecurrence, MixedChunkAttention,
+// Scan, Loop and If.
 #include <memory>
 
 #include "ir/graph.h"
@@ -140,6 +141,77 @@ void add_linear_attention_cases(std::vector<Case>& cases, Rng& rng) {
       .outputs(2)
       .perf()
       .with_note("gated_delta prefill");
+}
+
+// Long sequences where the CUDA backend switches to its chunkwise kernel (rules linear and gated per head,
+// T >= 128: chunks of 64, a partial last chunk).
+void add_chunked_linear_attention_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t t = 128 + pick(rng, 0, 100), dk = 16 * pick(rng, 1, 4), dv = 16 * pick(rng, 1, 5);
+  add_case(cases, "LinearAttention",
+           {f32({2, t, 4 * dk}), f32({2, t, 2 * dk}, uniform(-0.25, 0.25)), f32({2, t, 2 * dv}),
+            f32({2, 2, dk, dv})})
+      .attr("q_num_heads", 4)
+      .attr("kv_num_heads", 2)
+      .attr("update_rule", "linear")
+      .outputs(2)
+      .with_note("linear, long (chunkwise on CUDA)");
+  add_case(cases, "LinearAttention",
+           {f32({1, t, 2 * dk}), f32({1, t, 2 * dk}, uniform(-0.25, 0.25)), f32({1, t, 2 * dv}),
+            f32({1, 2, dk, dv}), f32({1, t, 2}, uniform(-0.5, -0.01))})
+      .attr("q_num_heads", 2)
+      .attr("kv_num_heads", 2)
+      .attr("update_rule", "gated")
+      .outputs(2)
+      .with_note("gated per head, long (chunkwise on CUDA)");
+  add_case(cases, "LinearAttention",
+           {in(DType::bf16, {1, 512, 128}), in(DType::bf16, {1, 512, 128}, uniform(-0.25, 0.25)),
+            in(DType::bf16, {1, 512, 128}), absent(), in(DType::bf16, {1, 512, 2}, uniform(-0.5, -0.01))})
+      .attr("q_num_heads", 2)
+      .attr("kv_num_heads", 2)
+      .attr("update_rule", "gated")
+      .with_note("gated per head bf16, long");
+  const double flops = 2.0 * 8192 * 1024 * 64 * 2;
+  add_case(cases, "LinearAttention",
+           {f32({1, 8192, 1024}), f32({1, 8192, 1024}, uniform(-0.1, 0.1)), f32({1, 8192, 1024}), absent(),
+            f32({1, 8192, 16}, uniform(-0.5, -0.01))})
+      .attr("q_num_heads", 16)
+      .attr("kv_num_heads", 16)
+      .attr("update_rule", "gated")
+      .cost_flops([flops](const Args&, const Args&) { return flops; })
+      .perf()
+      .with_note("gated per head prefill, 16 x 64");
+}
+
+// CachedAttention: decode steps (T = 1) over a partly filled cache, a multi-token step with window and
+// softcap, a bf16 step; perf: one Llama-8B-shaped decode step over a 4k cache (memory-bound: GB/s).
+void add_cached_attention_cases(std::vector<Case>& cases, Rng& rng) {
+  const int64_t b = pick(rng, 1, 2), hkv = pick(rng, 1, 2), d = 8 * pick(rng, 1, 4), cap = pick(rng, 16, 80);
+  const int64_t hq = 2 * hkv, p = pick(rng, 0, cap - 1);
+  add_case(cases, "CachedAttention",
+           {f32({b, hq, 1, d}), f32({b, hkv, 1, d}), f32({b, hkv, 1, d}), f32({b, hkv, cap, d}),
+            f32({b, hkv, cap, d}), const_i64({p})})
+      .outputs(3)
+      .with_note("decode");
+  const int64_t t = pick(rng, 2, 6), p2 = pick(rng, 0, cap - t);
+  add_case(cases, "CachedAttention",
+           {f32({b, hq, t, d}), f32({b, hkv, t, d}), f32({b, hkv, t, d + 8}), f32({b, hkv, cap, d}),
+            f32({b, hkv, cap, d + 8}), const_i64({p2}, true)})
+      .attr("window", int64_t{3})
+      .attr("softcap", 1.5f)
+      .outputs(3)
+      .with_note("multi-token, window, softcap, Dv != Dk");
+  add_case(cases, "CachedAttention",
+           {in(DType::bf16, {1, 8, 1, 64}), in(DType::bf16, {1, 2, 1, 64}), in(DType::bf16, {1, 2, 1, 64}),
+            in(DType::bf16, {1, 2, 600, 64}), in(DType::bf16, {1, 2, 600, 64}), const_i64({555})})
+      .outputs(3)
+      .with_note("decode bf16, long cache");
+  add_case(
+      cases, "CachedAttention",
+      {in(DType::bf16, {1, 32, 1, 128}), in(DType::bf16, {1, 8, 1, 128}), in(DType::bf16, {1, 8, 1, 128}),
+       in(DType::bf16, {1, 8, 4096, 128}), in(DType::bf16, {1, 8, 4096, 128}), const_i64({4095})})
+      .outputs(3)
+      .perf()
+      .with_note("decode bf16, 4k cache (copies the cache: not in place)");
 }
 
 void add_scan_cases(std::vector<Case>& cases, Rng& rng) {
@@ -336,6 +408,8 @@ void add_sequence_cases(std::vector<Case>& cases, Rng& rng) {
   add_attention_cases(cases, rng);
   add_mixed_chunk_attention_cases(cases, rng);
   add_linear_attention_cases(cases, rng);
+  add_chunked_linear_attention_cases(cases, rng);
+  add_cached_attention_cases(cases, rng);
   add_scan_cases(cases, rng);
   add_selective_scan_cases(cases, rng);
   add_control_flow_cases(cases, rng);

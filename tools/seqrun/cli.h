@@ -32,9 +32,14 @@ struct PipelineArgs {
   int opt_level = 1;
   std::vector<std::string> passes;
   CLI::Option* passes_option = nullptr;  // to tell "--passes not given" from "--passes ''"
+  std::string dtype = "f32";             // --dtype f32|f16|bf16 (run, bench, generate; needs --backend cuda)
 };
 
 void add_pipeline_options(CLI::App& command, PipelineArgs& args);
+// --dtype: run the CUDA-placed part of the model in f16/bf16 (SessionOptions::dtype).
+void add_dtype_option(CLI::App& command, PipelineArgs& args);
+// The one-line error for --dtype f16/bf16 with a backend other than cuda; ok otherwise.
+Status check_dtype_backend(const PipelineArgs& pipeline, const GlobalArgs& global);
 runtime::SessionOptions make_session_options(const PipelineArgs& pipeline, const GlobalArgs& global);
 
 struct OpenedModel {

@@ -5,6 +5,7 @@
 
 #include "backends/registry.h"
 #include "ir/serialize.h"
+#include "passes/convert_dtype.h"
 #include "tools/export/onnx_import.h"
 #include "tools/seqrun/cli.h"
 
@@ -24,6 +25,20 @@ void add_pipeline_options(CLI::App& command, PipelineArgs& args) {
                            ->excludes(level);
 }
 
+void add_dtype_option(CLI::App& command, PipelineArgs& args) {
+  command
+      .add_option("--dtype", args.dtype,
+                  "Run the nodes the CUDA backend takes in f16/bf16 (weights converted at load, f32 "
+                  "accumulation, outputs stay f32); needs --backend cuda, the CPU runs f32")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+      ->capture_default_str();
+}
+
+Status check_dtype_backend(const PipelineArgs& pipeline, const GlobalArgs& global) {
+  if (pipeline.dtype == "f32" || global.backend == "cuda") return Status::ok();
+  return make_error("--dtype {} needs --backend cuda; the CPU backend runs f32", pipeline.dtype);
+}
+
 runtime::SessionOptions make_session_options(const PipelineArgs& pipeline, const GlobalArgs& global) {
   runtime::SessionOptions options;
   options.opt_level = pipeline.opt_level;
@@ -31,6 +46,8 @@ runtime::SessionOptions make_session_options(const PipelineArgs& pipeline, const
   // main() has checked the name; "cuda" places nodes on {cuda, cpu} (CPU fallback).
   Result<std::vector<backends::Backend*>> backend_list = backends::backend_list_by_name(global.backend);
   if (backend_list.is_ok()) options.backends = backend_list.value();
+  Result<DType> dtype = passes::parse_execution_dtype(pipeline.dtype);  // checked by CLI::IsMember
+  if (dtype.is_ok()) options.dtype = dtype.value();
   if (pipeline.passes_option != nullptr && pipeline.passes_option->count() > 0) {
     std::vector<std::string> names;
     for (const std::string& n : pipeline.passes) {

@@ -221,6 +221,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchArgs& args, GlobalArgs& global) 
   cmd->add_option("--threads", global.threads, "Worker threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   add_pipeline_options(*cmd, args.pipeline);
+  add_dtype_option(*cmd, args.pipeline);
   cmd->footer(
       "Load time (load_ms) covers reading the file (mmap for .seqrun, import for .onnx) and the pass "
       "pipeline.\n"

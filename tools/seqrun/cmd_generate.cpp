@@ -47,6 +47,7 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args, GlobalArgs& gl
   cmd->add_option("--threads", global.threads, "Worker threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   add_pipeline_options(*cmd, args.pipeline);
+  add_dtype_option(*cmd, args.pipeline);
   cmd->footer(
       "Stateful models (RWKV: graphs with state.* inputs) process the prompt once and then one token per "
       "step;\n"

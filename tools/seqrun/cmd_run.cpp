@@ -83,6 +83,7 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args, GlobalArgs& global) {
                   "Write a Chrome/Perfetto trace (one event per node: op, shapes, time) to FILE.json")
       ->type_name("FILE.json");
   add_pipeline_options(*cmd, args.pipeline);
+  add_dtype_option(*cmd, args.pipeline);
   add_approximate_option(*cmd, args.approximate);
   cmd->footer(
       "Each output prints as one line: name, dtype and shape, min/max/mean (and the NaN count when there are "

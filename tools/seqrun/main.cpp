@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
   // An unknown backend, or "cuda" without a usable GPU ("no CUDA device (...)"), fails before any work.
   const auto backend_list = seqrun::backends::backend_list_by_name(global.backend);
   if (!backend_list.is_ok()) return report_error(backend_list.status().message());
+  for (const PipelineArgs* pipeline : {&run_args.pipeline, &bench_args.pipeline, &generate_args.pipeline}) {
+    const seqrun::Status st = check_dtype_backend(*pipeline, global);
+    if (!st.is_ok()) return report_error(st.message(), kExitUsage);
+  }
   if (inspect->parsed()) return run_inspect(inspect_args, global);
   if (run->parsed()) return run_run(run_args, global);
   if (bench->parsed()) return run_bench(bench_args, global);
