@@ -28,6 +28,7 @@ const StepForm* step_form(const std::string& op) {
       {"TokenShift", {{{1, 1, "shift"}}, -1}},
       {"RWKV4WKV", {{{4, 1, "wkv"}}, -1}},
       {"LinearRecurrence", {{{2, 1, "h"}}, -1}},
+      {"LTIScan", {{{8, 1, "lti_re"}, {9, 2, "lti_im"}}, -1}},
       {"MixedChunkAttention", {{{6, 1, "lin"}, {7, 2, "quad_k"}, {8, 3, "lin_k"}, {9, 4, "v"}}, 10}},
   };
   auto it = forms.find(op);
@@ -296,6 +297,23 @@ class Deriver {
     return false;
   }
 
+  // A Conv with a 1 x ... x 1 kernel, stride 1 and no padding mixes channels only, never positions.
+  static bool pointwise_conv(const Node* node) {
+    const Value* w = node->num_inputs() > 1 ? node->input(1) : nullptr;
+    if (w == nullptr || !w->type().has_rank() || w->type().rank() < 3) return false;
+    for (int a = 2; a < w->type().rank(); ++a) {
+      if (!(w->type().dim(a) == Dim(1))) return false;
+    }
+    for (int64_t v : node->get_ints("strides")) {
+      if (v != 1) return false;
+    }
+    for (int64_t v : node->get_ints("pads")) {
+      if (v != 0) return false;
+    }
+    const std::string pad = node->get_string("auto_pad", "NOTSET");
+    return pad == "NOTSET" || pad == "VALID";
+  }
+
   int norm_axis(int64_t axis, int rank) { return static_cast<int>(axis < 0 ? axis + rank : axis); }
 
   bool axis_is_seq(const Value* v, int64_t axis) {
@@ -315,6 +333,7 @@ class Deriver {
     for (const Node* node : g_.nodes()) {
       const std::string& op = node->op();
       const Value* x = node->num_inputs() > 0 ? node->input(0) : nullptr;
+      if (op == "Conv" && pointwise_conv(node)) continue;
       if (unsupported_mixers().count(op) > 0) {
         for (const Value* in : node->inputs()) {
           if (has_seq(in)) return mixing_error(node, "mixes positions along the sequence");

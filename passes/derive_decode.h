@@ -13,7 +13,7 @@
 //                                                           [batch, Hkv, kv_capacity, D] (grown by the session)
 //   SelectiveScan                                        -> h0 in, h out
 //   CausalConvWithState / LinearAttention                -> past_state in, present_state out
-//   TokenShift / RWKV4WKV / LinearRecurrence             -> state in, new state out
+//   TokenShift / RWKV4WKV / LinearRecurrence / LTIScan   -> state in, new state out
 //   MixedChunkAttention                                  -> its chunk and linear state, and the position
 //   Range(0, seq, 1)  (positions: learned or RoPE)       -> Range(position, position + seq, 1)
 // Any other op that may mix positions along the sequence (Softmax or a reduction over the sequence axis, a
