@@ -10,6 +10,12 @@
 // Symbolic sizes (seq) stay Attention for now: the decision needs the bound shape (a specialization-time
 // rerun of this pass can make it). The attn_mask is re-analyzed (attention_mask.h): a causal or sliding
 // window mask becomes the is_causal / window attributes, so the kernel skips the masked blocks.
+// A constant [S, S] (or [1, S, S], [1, 1, S, S]) bool or 0/-inf float mask on self-attention (Sq = T = S),
+// or Not of a constant bool one, that — with is_causal folded in — equals EXACTLY a block-sparse "fixed"
+// layout (ir/ops/chunked_attention.cpp: local blocks plus one summary block per stride, blocks of
+// b = 16, 32, 64, 128 or 256 dividing S, at least one empty block) becomes ChunkedAttention with
+// sparse_block / sparse_local / sparse_stride and no mask, whatever the size: its kernel touches only the
+// non-empty blocks. Any other mask goes the usual way.
 #pragma once
 
 #include <cstdint>

@@ -6,7 +6,8 @@
 // head h reads kv head h / (Hq / Hkv). Parallel split: one OpenMP task per (batch, query head, query
 // block), scheduled dynamically with each head's later (causally heavier) blocks first. A task packs its
 // query block transposed and pre-scaled (Qᵀ·scale, [D x bq]) into thread-local scratch, then walks only
-// the key blocks that the causal / window bias does not mask entirely:
+// the key blocks that the causal / window bias does not mask entirely (a block-sparse layout,
+// sparse_block = b, tiles by b and walks only the visible b x b key blocks: the empty ones are never read):
 //   Sᵀ = K_blk · Qᵀ                                   [bk x bq]  (block_gemm.h register tiles)
 //   softcap, attn_mask bias, causal/window -inf       (the structural masks on edge blocks only)
 //   per query: m' = max(m, max_j s), p = exp(s - m'), l = l·exp(m - m') + Σ p
@@ -17,6 +18,8 @@
 // Scratch: (D + bk + Dv + 3) x bq floats per thread, from the workspace; run() allocates nothing.
 // Compute-bound: 2·(D + Dv) flops per visible score plus one vector exp per 8 scores.
 //
+// The same kernel runs CachedAttention's prefill (blocked_attention.h): queries at positions P.. over the
+// first P + T rows of a KV cache whose row stride is its capacity, P known only at run time (run_blocks).
 // block_q / block_k are honoured up to kMaxBlock (scratch stays in L2); results differ from the
 // reference only by float rounding (f32 accumulation, vector exp within 1e-7 relative).
 // GCC 12's AVX-512 headers initialize their "undefined" operand from itself, which -O3 reports as
@@ -33,7 +36,9 @@
 #include <string>
 
 #include "backends/cpu/avx2_math.h"
+#include "backends/cpu/avx512_math.h"
 #include "backends/cpu/block_gemm.h"
+#include "backends/cpu/blocked_attention.h"
 #include "backends/cpu/cpu_common.h"
 #include "backends/cpu/cpu_factories.h"
 
@@ -49,21 +54,8 @@ int64_t round_up(int64_t x, int64_t m) {
   return (x + m - 1) / m * m;
 }
 
-// vec::exp (avx2_math.h) on 16 lanes: the same Cody-Waite reduction and degree-7 Taylor polynomial; 2^n is
-// applied by scalef, which rounds denormal results and overflows to inf like the two-factor AVX2 form.
-__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  static constexpr float kTaylor[] = {1.0f,         1.0f,          0.5f,          1.0f / 6.0f,
-                                      1.0f / 24.0f, 1.0f / 120.0f, 1.0f / 720.0f, 1.0f / 5040.0f};
-  __m512 p = _mm512_set1_ps(kTaylor[7]);
-  for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kTaylor[i]));
-  return _mm512_scalef_ps(p, n);
-}
-
+// kv_len is the largest key count a run may see and the row stride of every K/V head: a run over a KV
+// cache passes its own (smaller) key count and a query offset to run_blocks.
 struct AttentionShape {
   int64_t batch = 0, q_heads = 0, kv_heads = 0, q_len = 0, kv_len = 0, qk_size = 0, v_size = 0;
 };
@@ -83,6 +75,9 @@ struct AttentionOptions {
   float scale = 1.0f;
   float softcap = 0.0f;  // 0: none
   int64_t block_q = kDefaultBlock, block_k = kDefaultBlock;
+  // Block-sparse "fixed" layout (with causal): key block kb is visible from query block qb (blocks of
+  // sparse_block) iff qb - kb < sparse_local or kb % sparse_stride == sparse_stride - 1. 0: dense.
+  int64_t sparse_block = 0, sparse_local = 1, sparse_stride = 1;
 };
 
 class BlockedAttentionKernel : public Kernel {
@@ -90,8 +85,11 @@ class BlockedAttentionKernel : public Kernel {
   BlockedAttentionKernel(std::string what, const AttentionShape& shape, const MaskLayout& mask,
                          const AttentionOptions& options, int threads)
       : what_(std::move(what)), s_(shape), mask_(mask), opt_(options), threads_(std::max(1, threads)) {
-    bq_ = std::min(std::min(opt_.block_q, kMaxBlock), s_.q_len);
-    bk_ = std::min(std::min(opt_.block_k, kMaxBlock), s_.kv_len);
+    // A sparse layout tiles by its own block, so every tile is all visible, causal-diagonal or empty.
+    const int64_t block_q = opt_.sparse_block > 0 ? opt_.sparse_block : opt_.block_q;
+    const int64_t block_k = opt_.sparse_block > 0 ? opt_.sparse_block : opt_.block_k;
+    bq_ = std::min(std::min(block_q, kMaxBlock), s_.q_len);
+    bk_ = std::min(std::min(block_k, kMaxBlock), s_.kv_len);
     lanes_ = round_up(bq_, 16);
     WorkspaceLayout layout;
     qt_offset_ = layout.add(sizeof(float) * s_.qk_size * lanes_);
@@ -107,36 +105,45 @@ class BlockedAttentionKernel : public Kernel {
 
   Status run(const std::vector<TensorArg>& inputs, const std::vector<TensorArg>& outputs,
              void* workspace) override {
-    const float* q = inputs[0].as<const float>();
-    const float* k = inputs[1].as<const float>();
-    const float* v = inputs[2].as<const float>();
     const void* mask = mask_.present ? inputs[3].data : nullptr;
-    float* y = outputs[0].as<float>();
+    run_blocks(inputs[0].as<const float>(), inputs[1].as<const float>(), inputs[2].as<const float>(), mask,
+               outputs[0].as<float>(), /*q_offset=*/0, s_.kv_len, workspace);
+    return Status::ok();
+  }
+
+  // Y for queries at positions q_offset .. q_offset + Sq - 1 over keys 0 .. kv_len - 1 (kv_len <= the
+  // shape's kv_len, which stays the K/V row stride). Causal: key j is visible from query i iff
+  // j <= q_offset + i; window: iff j >= q_offset + i - window.
+  void run_blocks(const float* q, const float* k, const float* v, const void* mask, float* y,
+                  int64_t q_offset, int64_t kv_len, void* workspace) const {
     const int64_t q_blocks = (s_.q_len + bq_ - 1) / bq_;
     const int64_t items = s_.batch * s_.q_heads * q_blocks;
     const int threads = std::max(1, std::min(threads_, omp_get_max_threads()));
-    const double flops = 2.0 * s_.batch * s_.q_heads * s_.q_len * s_.kv_len * (s_.qk_size + s_.v_size);
+    const double flops = 2.0 * s_.batch * s_.q_heads * s_.q_len * kv_len * (s_.qk_size + s_.v_size);
     const bool parallel = threads > 1 && items > 1 && flops >= kParallelMinFlops;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t head = item / q_blocks;  // b * Hq + h
       const int64_t block = q_blocks - 1 - item % q_blocks;
       char* scratch = static_cast<char*>(workspace) + per_thread_bytes_ * omp_get_thread_num();
-      query_block(q, k, v, mask, y, head / s_.q_heads, head % s_.q_heads, block, scratch);
+      query_block(q, k, v, mask, y, head / s_.q_heads, head % s_.q_heads, block, q_offset, kv_len, scratch);
     }
-    return Status::ok();
   }
 
   std::string label() const override {
     return "avx2:" + what_;
   }
+  const AttentionShape& shape() const {
+    return s_;
+  }
 
  private:
   // One (batch, query head, query block): the whole key walk and the block's rows of Y.
   void query_block(const float* q, const float* k, const float* v, const void* mask, float* y, int64_t b,
-                   int64_t h, int64_t block, char* scratch) const {
-    const int64_t D = s_.qk_size, Dv = s_.v_size, T = s_.kv_len;
+                   int64_t h, int64_t block, int64_t q_offset, int64_t T, char* scratch) const {
+    const int64_t D = s_.qk_size, Dv = s_.v_size, stride = s_.kv_len;
     const int64_t i0 = block * bq_;
+    const int64_t pos0 = q_offset + i0;  // the block's first query position, what the masks compare with
     const int64_t rows = std::min(bq_, s_.q_len - i0);
     const int64_t lanes = round_up(rows, 16);  // query lanes computed (rows plus zero padding)
     const int64_t ld = lanes_;
@@ -148,8 +155,8 @@ class BlockedAttentionKernel : public Kernel {
     float* corr = reinterpret_cast<float*>(scratch + corr_offset_);
     const int64_t kv_head = b * s_.kv_heads + h / (s_.q_heads / s_.kv_heads);
     const float* qb = q + ((b * s_.q_heads + h) * s_.q_len + i0) * D;
-    const float* kh = k + kv_head * T * D;
-    const float* vh = v + kv_head * T * Dv;
+    const float* kh = k + kv_head * stride * D;
+    const float* vh = v + kv_head * stride * Dv;
 
     for (int64_t d = 0; d < D; ++d) {
       for (int64_t r = rows; r < lanes; ++r) qt[d * ld + r] = 0.0f;
@@ -161,22 +168,30 @@ class BlockedAttentionKernel : public Kernel {
     }
     for (int64_t i = 0; i < Dv * ld; ++i) ot[i] = 0.0f;
 
-    // Keys any row of the block can see: j <= i (causal), j >= i - window (window).
+    // Keys any row of the block can see: j <= i (causal), j >= i - window (window), i a query position.
     int64_t j_begin = 0, j_end = T;
-    if (opt_.causal) j_end = std::min(T, i0 + rows);
-    if (opt_.window >= 0) j_begin = std::max<int64_t>(0, i0 - opt_.window);
+    if (opt_.causal) j_end = std::min(T, pos0 + rows);
+    if (opt_.window >= 0) j_begin = std::max<int64_t>(0, pos0 - opt_.window);
+    const int64_t sb = opt_.sparse_block;
+    if (sb > 0) j_begin = j_begin / sb * sb;  // key tiles on the layout's block boundaries
     for (int64_t j0 = j_begin; j0 < j_end; j0 += bk_) {
+      // Sparse: only the visible key blocks of this query block (pos0 is a multiple of sb: q_offset is 0
+      // and the query tiles are sb long, or there is just one).
+      if (sb > 0 && pos0 / sb - j0 / sb >= opt_.sparse_local &&
+          (j0 / sb) % opt_.sparse_stride != opt_.sparse_stride - 1) {
+        continue;
+      }
       const int64_t cols = std::min(bk_, j_end - j0);
       block_gemm::gemm(cols, lanes, D, {kh + j0 * D, D, 1}, qt, ld, st, ld, /*accumulate=*/false);
       if (opt_.softcap != 0.0f) apply_softcap(st, cols, lanes);
       if (mask != nullptr) add_mask(mask, st, b, h, i0, rows, j0, cols);
-      const bool causal_edge = opt_.causal && j0 + cols - 1 > i0;
-      const bool window_edge = opt_.window >= 0 && j0 < i0 + rows - 1 - opt_.window;
+      const bool causal_edge = opt_.causal && j0 + cols - 1 > pos0;
+      const bool window_edge = opt_.window >= 0 && j0 < pos0 + rows - 1 - opt_.window;
       const bool rescale =
           block_gemm::avx512_enabled()
-              ? online_softmax_avx512(st, cols, lanes, i0, j0, causal_edge, window_edge, row_max, row_sum,
+              ? online_softmax_avx512(st, cols, lanes, pos0, j0, causal_edge, window_edge, row_max, row_sum,
                                       corr)
-              : online_softmax(st, cols, lanes, i0, j0, causal_edge, window_edge, row_max, row_sum, corr);
+              : online_softmax(st, cols, lanes, pos0, j0, causal_edge, window_edge, row_max, row_sum, corr);
       if (rescale) {
         for (int64_t d = 0; d < Dv; ++d) {
           for (int64_t g = 0; g < lanes; g += 8) {
@@ -317,11 +332,11 @@ class BlockedAttentionKernel : public Kernel {
       const __m512 new_max = _mm512_max_ps(old_max, block_max);
       const __m512 shift =
           _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(new_max, neg_inf, _CMP_NEQ_UQ), new_max);  // -inf -> 0
-      const __m512 correction = exp512(_mm512_sub_ps(old_max, shift));
+      const __m512 correction = vec512::exp(_mm512_sub_ps(old_max, shift));
       __m512 sum = _mm512_setzero_ps();
       for (int64_t c = 0; c < cols; ++c) {
         float* p = st + c * ld + g;
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(p), shift));
+        const __m512 e = vec512::exp(_mm512_sub_ps(_mm512_loadu_ps(p), shift));
         _mm512_storeu_ps(p, e);
         sum = _mm512_add_ps(sum, e);
       }
@@ -393,7 +408,38 @@ float default_scale(const Node& node, int64_t qk_size) {
                                 : static_cast<float>(1.0 / std::sqrt(static_cast<double>(qk_size)));
 }
 
+// CachedAttention's prefill: the blocked kernel, causal, with the query offset and key count of each run.
+class BlockedCacheAttentionImpl : public BlockedCacheAttention {
+ public:
+  BlockedCacheAttentionImpl(const AttentionShape& shape, const AttentionOptions& options, int threads)
+      : kernel_("cached_attention", shape, MaskLayout{}, options, threads) {}
+  size_t workspace_bytes() const override { return kernel_.workspace_bytes(); }
+  void run(const float* q, const float* k_cache, const float* v_cache, float* y, int64_t position,
+           void* workspace) const override {
+    kernel_.run_blocks(q, k_cache, v_cache, nullptr, y, position, position + shape_q_len(), workspace);
+  }
+
+ private:
+  int64_t shape_q_len() const { return kernel_.shape().q_len; }
+  BlockedAttentionKernel kernel_;
+};
+
 }  // namespace
+
+std::unique_ptr<BlockedCacheAttention> make_blocked_cache_attention(const CacheAttentionShape& shape,
+                                                                    const CacheAttentionOptions& options,
+                                                                    int threads) {
+  AttentionShape s{shape.batch,    shape.q_heads, shape.kv_heads, shape.q_len,
+                   shape.capacity, shape.qk_size, shape.v_size};
+  AttentionOptions opt;
+  opt.causal = true;
+  opt.window = options.window;
+  opt.scale = options.scale;
+  opt.softcap = options.softcap;
+  opt.block_q = options.block_q;
+  opt.block_k = options.block_k;
+  return std::make_unique<BlockedCacheAttentionImpl>(s, opt, threads);
+}
 
 void set_attention_avx512(bool enabled) {
   block_gemm::avx512_enabled() = enabled && __builtin_cpu_supports("avx512f");
@@ -414,6 +460,14 @@ std::unique_ptr<Kernel> make_chunked_attention_kernel(const KernelInfo& info) {
   opt.causal = causal == 1;
   opt.scale = default_scale(node, shape.qk_size);
   opt.softcap = node.get_float("softcap", 0.0f);
+  opt.sparse_block = node.get_int("sparse_block", 0);
+  opt.sparse_local = node.get_int("sparse_local", 1);
+  opt.sparse_stride = node.get_int("sparse_stride", 1);
+  if (opt.sparse_block < 0) return nullptr;
+  if (opt.sparse_block > 0 &&
+      (!opt.causal || opt.sparse_block > kMaxBlock || opt.sparse_local < 1 || opt.sparse_stride < 1)) {
+    return nullptr;  // invalid (the reference reports it) or a block larger than the scratch allows
+  }
   return std::make_unique<BlockedAttentionKernel>("chunked_attention", shape, mask, opt, info.threads);
 }
 

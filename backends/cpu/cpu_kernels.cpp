@@ -53,13 +53,17 @@ void register_cpu_kernels(KernelFactoryRegistry& registry) {
   add(registry, "Concat", make_concat_kernel);
   add(registry, "Split", make_split_kernel);
   add(registry, "Slice", make_slice_kernel);
+  add(registry, "Expand", make_expand_kernel);
   add(registry, "ChunkedAttention", make_chunked_attention_kernel);
   add(registry, "Attention", make_attention_kernel);
+  add(registry, "CachedAttention", make_cached_attention_kernel);
   add(registry, "LinearAttention", make_linear_attention_kernel);
+  add(registry, "MixedChunkAttention", make_mixed_chunk_attention_kernel);
   add(registry, "SelectiveScan", make_selective_scan_kernel);
   add(registry, "CausalConvWithState", make_causal_conv_kernel);
   add(registry, "LinearRecurrence", make_linear_recurrence_kernel);
   add(registry, "TokenShift", make_token_shift_kernel);
+  add(registry, "LTIScan", make_lti_scan_kernel);
 }
 
 }  // namespace seqrun::backends::cpu

@@ -177,7 +177,11 @@ std::unique_ptr<Kernel> make_linear_like(const KernelInfo& info, bool w_transpos
 
 }  // namespace
 
+// Each factory first offers the node to the small-M kernel (gemv.cpp: decode steps, M <= 3 or 4 rows, where
+// it reads the weight faster than the oneDNN primitive, see tools/bench/matmul/bench_gemv.cpp); oneDNN takes
+// what it declines.
 std::unique_ptr<Kernel> make_matmul_kernel(const KernelInfo& info) {
+  if (auto gemv = make_gemv_matmul_kernel(info)) return gemv;
   if (!all_f32(info) || info.inputs.size() != 2 || info.outputs.size() != 1) return nullptr;
   Shape a = info.inputs[0].shape, b = info.inputs[1].shape;
   if (a.empty() || b.empty()) return nullptr;
@@ -213,6 +217,7 @@ std::unique_ptr<Kernel> make_matmul_kernel(const KernelInfo& info) {
 }
 
 std::unique_ptr<Kernel> make_gemm_kernel(const KernelInfo& info) {
+  if (auto gemv = make_gemv_gemm_kernel(info)) return gemv;
   if (!all_f32(info) || info.inputs.size() < 2) return nullptr;
   const Node& node = *info.node;
   const Shape& a = info.inputs[0].shape;
@@ -249,10 +254,12 @@ std::unique_ptr<Kernel> make_gemm_kernel(const KernelInfo& info) {
 }
 
 std::unique_ptr<Kernel> make_linear_kernel(const KernelInfo& info) {
+  if (auto gemv = make_gemv_linear_kernel(info)) return gemv;
   return make_linear_like(info, true, 2, std::nullopt, 0.0f, "linear");
 }
 
 std::unique_ptr<Kernel> make_fused_linear_kernel(const KernelInfo& info) {
+  if (auto gemv = make_gemv_fused_linear_kernel(info)) return gemv;
   const std::string act = info.node->get_string("activation", "none");
   std::optional<dnnl::algorithm> alg;
   float alpha = 0.0f;

@@ -4,8 +4,10 @@
 // Layout [B, H, S, D]. For each (batch, query head, query block) the kernel keeps, per row, the running
 // max m, the running sum l of exp(s - m) and the unnormalized output acc (double precision); each key
 // block rescales them by exp(m_old - m_new). Key blocks that the causal/window bias masks for every row of
-// the query block are skipped without computing a score. A row that never saw a key with a finite bias
-// outputs 0 (ONNX 24's all-masked rule). Compute-bound O(B·Hq·Sq·T_visible·D); no parallel split.
+// the query block are skipped without computing a score. The block-sparse layout (sparse_block) is a bias
+// applied score by score, the plain definition; the CPU kernel is the one that skips its empty blocks. A
+// row that never saw a key with a finite bias outputs 0 (ONNX 24's all-masked rule). Compute-bound
+// O(B·Hq·Sq·T_visible·D); no parallel split.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -88,6 +90,18 @@ Status run_chunked_attention(KernelContext& ctx) {
   const int64_t window = node.get_int("window", -1);
   if (window < -1) return ctx.error("window must be -1 or >= 0, is {}", window);
   const bool causal = node.get_int("is_causal", 0) != 0;
+  const int64_t sparse_block = node.get_int("sparse_block", 0);
+  const int64_t sparse_local = node.get_int("sparse_local", 1);
+  const int64_t sparse_stride = node.get_int("sparse_stride", 1);
+  if (sparse_block < 0 || (sparse_block > 0 && (!causal || sparse_local < 1 || sparse_stride < 1))) {
+    return ctx.error("sparse_block {} (needs is_causal = 1), sparse_local {}, sparse_stride {} are invalid",
+                     sparse_block, sparse_local, sparse_stride);
+  }
+  // The block-sparse layout: key j hidden from query i (beyond the causal bias) iff both hold.
+  auto sparse_hidden = [&](int64_t i, int64_t j) {
+    return sparse_block > 0 && i / sparse_block - j / sparse_block >= sparse_local &&
+           (j / sparse_block) % sparse_stride != sparse_stride - 1;
+  };
   const double softcap = node.get_float("softcap", 0.0f);
   const double scale =
       node.has_attr("scale") ? node.get_float("scale") : 1.0 / std::sqrt(static_cast<double>(D));
@@ -125,6 +139,7 @@ Status run_chunked_attention(KernelContext& ctx) {
               double bj = bias.at(b, h, i, j);
               if (causal && j > i) bj = kNegInf;
               if (window >= 0 && j < i - window) bj = kNegInf;
+              if (sparse_hidden(i, j)) bj = kNegInf;
               double s = kNegInf;
               if (bj != kNegInf) {
                 double dot = 0.0;

@@ -27,6 +27,8 @@ const KernelRegistry& KernelRegistry::global() {
     register_recurrence_kernels(*r);
     register_mixed_chunk_attention_kernels(*r);
     register_chunked_attention_kernels(*r);
+    register_lti_kernels(*r);
+    register_cached_attention_kernels(*r);
     std::sort(r->entries_.begin(), r->entries_.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     return r;

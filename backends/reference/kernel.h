@@ -77,5 +77,7 @@ void register_misc_kernels(KernelRegistry& r);        // misc*.cpp: quantization
 void register_recurrence_kernels(KernelRegistry& r);  // recurrence.cpp: TokenShift, RWKV4WKV
 void register_mixed_chunk_attention_kernels(KernelRegistry& r);  // mixed_chunk_attention.cpp
 void register_chunked_attention_kernels(KernelRegistry& r);      // chunked_attention.cpp: ChunkedAttention
+void register_lti_kernels(KernelRegistry& r);                    // lti_scan.cpp: LTIScan
+void register_cached_attention_kernels(KernelRegistry& r);       // cached_attention.cpp: CachedAttention
 
 }  // namespace seqrun::reference

@@ -10,8 +10,15 @@
 //   shorter than T padded with -inf), -inf where is_causal and j > i, -inf where window >= 0 and
 //   j < i - window (each query sees its `window` previous keys); softmax over keys; a row whose bias is
 //   -inf everywhere gives 0.
-// block_q and block_k size the blocks; blocks the causal/window bias masks entirely are skipped, so a
-// causal window costs O(Sq · window) instead of O(Sq · T).
+// Block-sparse layout (sparse_block b > 0, only with is_causal = 1): the Sparse Transformer's "fixed" pattern
+// at block granularity masks, on top of the causal bias, every key j with
+//   i/b - j/b >= sparse_local  and  (j/b) % sparse_stride != sparse_stride - 1       (integer division)
+// i.e. query i sees the keys of its own and the sparse_local - 1 previous b-blocks, plus one summary block at
+// the end of every sparse_stride blocks (sparse_local >= 1, sparse_stride >= 1; sparse_stride = 1 or a
+// large sparse_local is plain causal attention).
+// block_q and block_k size the blocks; blocks the causal/window/sparse bias masks entirely are skipped, so
+// a causal window costs O(Sq · window) instead of O(Sq · T) and a sparse layout the non-empty b x b blocks
+// only (kernels may tile by b instead of block_q/block_k when sparse_block is set).
 #include "ir/infer.h"
 #include "ir/op_schema.h"
 #include "ir/ops/ops.h"
@@ -30,6 +37,17 @@ Status infer_chunked_attention(InferContext& ctx) {
   if (window < -1) return make_error("window must be -1 (none) or >= 0, is {}", window);
   const int64_t causal = node.get_int("is_causal", 0);
   if (causal != 0 && causal != 1) return make_error("is_causal must be 0 or 1, is {}", causal);
+  const int64_t sparse_block = node.get_int("sparse_block", 0);
+  const int64_t sparse_local = node.get_int("sparse_local", 1);
+  const int64_t sparse_stride = node.get_int("sparse_stride", 1);
+  if (sparse_block < 0) return make_error("sparse_block must be 0 (dense) or positive, is {}", sparse_block);
+  if (sparse_block > 0) {
+    if (causal != 1) return make_error("sparse_block {} needs is_causal = 1", sparse_block);
+    if (sparse_local < 1 || sparse_stride < 1) {
+      return make_error("sparse_local and sparse_stride must be >= 1, are {} and {}", sparse_local,
+                        sparse_stride);
+    }
+  }
   const TensorType& q = ctx.input_type(0);
   const TensorType& v = ctx.input_type(2);
   infer::unknown_outputs(ctx, q.dtype());
@@ -58,7 +76,8 @@ Status infer_chunked_attention(InferContext& ctx) {
 
 void register_chunked_attention_ops(OpRegistry& r) {
   r.add(OpDef("ChunkedAttention")
-            .doc("Attention on 4-D inputs in query/key blocks with an online softmax (causal, window, GQA)")
+            .doc("Attention on 4-D inputs in query/key blocks with an online softmax (causal, window, "
+                 "block-sparse, GQA)")
             .inputs(3, 4)
             .outputs(1, 1)
             .attr("block_q", AttrType::Int, Attribute(int64_t{64}))
@@ -67,6 +86,9 @@ void register_chunked_attention_ops(OpRegistry& r) {
             .attr("window", AttrType::Int, Attribute(int64_t{-1}))
             .attr("scale", AttrType::Float)
             .attr("softcap", AttrType::Float, Attribute(0.0f))
+            .attr("sparse_block", AttrType::Int, Attribute(int64_t{0}))
+            .attr("sparse_local", AttrType::Int, Attribute(int64_t{1}))
+            .attr("sparse_stride", AttrType::Int, Attribute(int64_t{1}))
             .infer(infer_chunked_attention)
             .build());
 }

@@ -17,3 +17,26 @@ add_test(NAME attention_fused_torch_models
                  ${SEQRUN_ATTENTION_MODELS})
 set_tests_properties(attention_fused_onnx_expanded attention_fused_torch_models
                      PROPERTIES LABELS "conformance;onnx;attention" TIMEOUT 300)
+
+# Block-sparse attention evidence (tests/data/attention/sparse_fixed_*, regenerate with
+# `/usr/bin/python3 tests/reference/sparse_attention.py`): PyTorch causal attention whose constant mask is the
+# Sparse Transformer "fixed" layout (blocks of 32, 2 local blocks, a summary block every 3), as a masked_fill
+# (bool) and as an additive 0/-inf bias. Both match PyTorch's outputs unoptimized and at -O1, where
+# chunk-attention recognizes the layout: one ChunkedAttention with sparse_block/local/stride, no mask left
+# (no Attention, Softmax, Not); `seqrun inspect` shows the attributes.
+set(SEQRUN_SPARSE_MODELS ${PROJECT_SOURCE_DIR}/tests/data/attention/sparse_fixed_fill
+    ${PROJECT_SOURCE_DIR}/tests/data/attention/sparse_fixed_bias)
+add_test(NAME attention_sparse_O0 COMMAND $<TARGET_FILE:seqrun-export> check -O0 ${SEQRUN_SPARSE_MODELS})
+add_test(NAME attention_sparse_O1
+         COMMAND $<TARGET_FILE:seqrun-export> check -O1 --require-op ChunkedAttention
+                 --forbid-op Attention,Softmax,Not,Where,Add ${SEQRUN_SPARSE_MODELS})
+foreach(style fill bias)
+  add_test(NAME attention_sparse_inspect_${style}
+           COMMAND ${CMAKE_COMMAND}
+                   "-DCOMMAND=$<TARGET_FILE:seqrun>|inspect|${PROJECT_SOURCE_DIR}/tests/data/attention/sparse_fixed_${style}/model.onnx"
+                   "-DEXPECT_EXIT=0"
+                   "-DEXPECT_STDOUT=ChunkedAttention +1@@= ChunkedAttention\\(%q, %k, %v\\) {block_k = 32, block_q = 32, is_causal = 1, scale = 0.25, sparse_block = 32, sparse_local = 2, sparse_stride = 3}"
+                   -P ${PROJECT_SOURCE_DIR}/tests/cmake/cli.cmake)
+endforeach()
+set_tests_properties(attention_sparse_O0 attention_sparse_O1 attention_sparse_inspect_fill
+                     attention_sparse_inspect_bias PROPERTIES LABELS "conformance;onnx;attention" TIMEOUT 120)

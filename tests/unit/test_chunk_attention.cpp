@@ -1,8 +1,9 @@
 // chunk-attention pass and the ChunkedAttention reference kernel: the kernel against a naive
-// double-precision softmax attention written here (causal, window, GQA, softcap, bool / float / short
-// masks, fully masked rows, block sizes that do not divide the lengths), and the pass as IR text in ->
-// IR text out: when it chunks (long keys, big scores), how it folds causal/window masks into attributes,
-// and the Attention nodes it must leave alone.
+// double-precision softmax attention written here (causal, window, block-sparse layouts, GQA, softcap,
+// bool / float / short masks, fully masked rows, block sizes that do not divide the lengths), and the pass
+// as IR text in -> IR text out: when it chunks (long keys, big scores), how it folds causal/window masks
+// into attributes, which constant masks it recognizes as block-sparse layouts, and the Attention nodes and
+// masks it must leave alone.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -35,6 +36,7 @@ struct Problem {
   int64_t B = 1, Hq = 1, Hkv = 1, Sq = 1, T = 1, D = 4, Dv = 4;
   bool causal = false;
   int64_t window = -1;
+  int64_t sparse_block = 0, sparse_local = 1, sparse_stride = 1;  // block-sparse layout (with causal)
   double softcap = 0.0;
   std::optional<double> scale;
   Tensor mask;  // undefined: none; bool (true = attend) or f32 additive, right-aligned to [B, Hq, Sq, Tm]
@@ -66,6 +68,10 @@ std::vector<double> naive_attention(const Problem& p, const Tensor& q, const Ten
           double bias = mask_at(b, h, i, j);
           if (p.causal && j > i) bias = kNegInf;
           if (p.window >= 0 && j < i - p.window) bias = kNegInf;
+          const int64_t sb = p.sparse_block;
+          if (sb > 0 && i / sb - j / sb >= p.sparse_local &&
+              (j / sb) % p.sparse_stride != p.sparse_stride - 1)
+            bias = kNegInf;
           if (bias != kNegInf) all_masked = false;
           double dot = 0.0;
           for (int64_t c = 0; c < p.D; ++c) {
@@ -113,6 +119,11 @@ Tensor run_node(const std::string& op, const Problem& p, const Tensor& q, const 
     attrs["block_q"] = Attribute(block_q);
     attrs["block_k"] = Attribute(block_k);
     if (p.window >= 0) attrs["window"] = Attribute(p.window);
+    if (p.sparse_block > 0) {
+      attrs["sparse_block"] = Attribute(p.sparse_block);
+      attrs["sparse_local"] = Attribute(p.sparse_local);
+      attrs["sparse_stride"] = Attribute(p.sparse_stride);
+    }
   }
   Node* n = g.add_node(op, inputs, 1, attrs, {"y"});
   g.set_outputs({n->output(0)});
@@ -384,4 +395,197 @@ TEST_CASE("chunk-attention: runs in the -O1 pipeline right after fuse-attention"
   REQUIRE(chunk != o1.end());
   CHECK(chunk == fuse + 1);
   CHECK(o1.front() == "canonicalize");
+}
+
+// ------------------------------------------------------------------------------ block-sparse layouts
+
+TEST_CASE("ChunkedAttention: block-sparse fixed layouts (local + summary blocks) match the naive loop") {
+  Problem p;
+  p.B = 1, p.Hq = 4, p.Hkv = 2, p.Sq = 70, p.T = 70, p.D = 8, p.Dv = 6;
+  p.causal = true;
+  p.sparse_block = 8, p.sparse_local = 2, p.sparse_stride = 3;
+  check_chunked(p, 8, 8, 31);
+  check_chunked(p, 5, 13, 32);  // tiles unrelated to the layout's blocks
+  p.sparse_local = 1, p.sparse_stride = 4;
+  p.window = 20;  // a window on top of the layout
+  check_chunked(p, 16, 16, 33);
+  p.window = -1, p.softcap = 2.0, p.Sq = 30;  // fewer queries than keys: rows 0..29
+  check_chunked(p, 7, 9, 34);
+}
+
+TEST_CASE("ChunkedAttention: sparse attributes are checked") {
+  const std::string base = R"(
+graph main(%q: f32[1, 1, 32, 4], %k: f32[1, 1, 32, 4], %v: f32[1, 1, 32, 4]) {
+  %y = ChunkedAttention(%q, %k, %v) {ATTRS} : f32[1, 1, 32, 4]
+  return %y
+}
+)";
+  auto infer_with = [&](const std::string& attrs) {
+    std::string text = base;
+    text.replace(text.find("ATTRS"), 5, attrs);
+    std::unique_ptr<Graph> g = parse_ok(text);
+    return infer_graph_types(*g);
+  };
+  CHECK(infer_with("is_causal = 1, sparse_block = 16, sparse_local = 1, sparse_stride = 2").is_ok());
+  Status no_causal = infer_with("sparse_block = 16, sparse_local = 1, sparse_stride = 2");
+  REQUIRE_FALSE(no_causal.is_ok());
+  CHECK(no_causal.message().find("needs is_causal = 1") != std::string::npos);
+  CHECK_FALSE(infer_with("is_causal = 1, sparse_block = 16, sparse_local = 0").is_ok());
+  CHECK_FALSE(infer_with("is_causal = 1, sparse_block = 16, sparse_stride = 0").is_ok());
+  CHECK_FALSE(infer_with("is_causal = 1, sparse_block = -1").is_ok());
+}
+
+namespace {
+
+// Visibility of the fixed layout (b, l, s), causal.
+bool layout_visible(int64_t i, int64_t j, int64_t b, int64_t l, int64_t s) {
+  return j <= i && (i / b - j / b < l || (j / b) % s == s - 1);
+}
+
+struct MaskSpec {
+  int64_t S = 64, b = 16, l = 1, s = 2;
+  std::string dtype = "bool";       // bool (1 = attend) or f32 (0 / -inf)
+  std::string shape;                // "[S, S]" by default
+  bool above_diagonal = false;      // also mark keys j > i visible (only right with is_causal = 1)
+  bool inverted = false;            // bool values true where masked (fed through Not)
+  int64_t flip_i = -1, flip_j = 0;  // one element flipped: no longer a layout
+  std::string odd_value;
+  int copies = 1;  // the [S, S] values repeated (a mask with a leading dim > 1)            // f32: this value
+                   // replaces element (1, 0)
+};
+
+std::string mask_values(const MaskSpec& m) {
+  std::string out = "[";
+  for (int copy = 0; copy < m.copies; ++copy) {
+    for (int64_t i = 0; i < m.S; ++i) {
+      for (int64_t j = 0; j < m.S; ++j) {
+        bool keep = layout_visible(i, j, m.b, m.l, m.s) || (m.above_diagonal && j > i);
+        if (i == m.flip_i && j == m.flip_j) keep = !keep;
+        if (copy + i + j > 0) out += ", ";
+        if (m.dtype == "bool") {
+          out += (keep != m.inverted) ? "1" : "0";
+        } else if (i == 1 && j == 0 && !m.odd_value.empty()) {
+          out += m.odd_value;
+        } else {
+          out += keep ? "0.0" : "-inf";
+        }
+      }
+    }
+  }
+  return out + "]";
+}
+
+// Attention(q, k, v, mask) over S tokens with the mask as a constant (through Not when inverted).
+std::string sparse_graph(const MaskSpec& m, bool is_causal) {
+  const std::string S = std::to_string(m.S);
+  const std::string qkv = "f32[1, 2, " + S + ", 8]";
+  const std::string shape = m.shape.empty() ? "[" + S + ", " + S + "]" : m.shape;
+  std::string text = "graph main(%q: " + qkv + ", %k: " + qkv + ", %v: " + qkv + ") {\n";
+  text += "  %m = const " + m.dtype + shape + " " + mask_values(m) + "\n";
+  std::string mask = "%m";
+  if (m.inverted) {
+    text += "  %keep = Not(%m) : bool" + shape + "\n";
+    mask = "%keep";
+  }
+  text += "  %y = Attention(%q, %k, %v, " + mask + ")" + (is_causal ? " {is_causal = 1}" : "") + " : " + qkv +
+          "\n";
+  text += "  return %y\n}\n";
+  return text;
+}
+
+std::string sparse_expected(int64_t S, int64_t b, int64_t l, int64_t s) {
+  const std::string qkv = "f32[1, 2, " + std::to_string(S) + ", 8]";
+  return "graph main(%q: " + qkv + ", %k: " + qkv + ", %v: " + qkv + ") {\n" +
+         fmt::format(
+             "  %y = ChunkedAttention(%q, %k, %v) {{block_k = {0}, block_q = {0}, is_causal = 1, "
+             "sparse_block = {0}, sparse_local = {1}, sparse_stride = {2}}} : ",
+             b, l, s) +
+         qkv + "\n  return %y\n}\n";
+}
+
+// Before and after the pass compute the same (reference executor on both).
+void check_same_function(const std::string& text) {
+  std::unique_ptr<Graph> before = parse_ok(text);
+  std::unique_ptr<Graph> after = parse_ok(text);
+  passes::ChunkAttentionPass pass;
+  REQUIRE(pass.run(*after).is_ok());
+  REQUIRE(infer_graph_types(*after).is_ok());
+  const Shape shape = before->inputs()[0]->type().static_shape().value();
+  const std::vector<Tensor> inputs = {random_tensor(shape, 61), random_tensor(shape, 62),
+                                      random_tensor(shape, 63)};
+  auto y0 = runtime::ReferenceExecutor().run(*before, inputs);
+  auto y1 = runtime::ReferenceExecutor().run(*after, inputs);
+  REQUIRE(y0.is_ok());
+  REQUIRE(y1.is_ok());
+  double worst = 0.0;
+  for (int64_t i = 0; i < (*y0)[0].numel(); ++i)
+    worst = std::max(worst, std::abs((*y1)[0].get_f64(i) - (*y0)[0].get_f64(i)));
+  CHECK(worst <= 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("chunk-attention: a constant bool mask equal to a fixed layout becomes sparse ChunkedAttention") {
+  MaskSpec m;  // S 64, blocks of 16: diagonal + every odd block
+  const std::string in = sparse_graph(m, /*is_causal=*/false);
+  CHECK(run_chunk(in) == normalize(sparse_expected(64, 16, 1, 2)));
+  check_same_function(in);
+  // With is_causal = 1 the mask's upper triangle does not matter.
+  m.above_diagonal = true;
+  CHECK(run_chunk(sparse_graph(m, true)) == normalize(sparse_expected(64, 16, 1, 2)));
+  // fuse-attention's form of masked_fill(~mask): Not of a constant that is true where masked.
+  m.above_diagonal = false;
+  m.inverted = true;
+  m.S = 192, m.b = 32, m.l = 2, m.s = 3;
+  CHECK(run_chunk(sparse_graph(m, false)) == normalize(sparse_expected(192, 32, 2, 3)));
+}
+
+TEST_CASE("chunk-attention: a constant 0/-inf float mask [1, 1, S, S] equal to a fixed layout") {
+  MaskSpec m;
+  m.dtype = "f32";
+  m.S = 96, m.b = 16, m.l = 2, m.s = 3;
+  m.shape = "[1, 1, 96, 96]";
+  const std::string in = sparse_graph(m, false);
+  CHECK(run_chunk(in) == normalize(sparse_expected(96, 16, 2, 3)));
+  check_same_function(in);
+  // No summary block within reach (stride beyond the blocks): local blocks only.
+  m.l = 3, m.s = 100;
+  CHECK(run_chunk(sparse_graph(m, false)) == normalize(sparse_expected(96, 16, 3, 6)));
+}
+
+TEST_CASE("chunk-attention: masks that are not exactly a fixed layout are left alone") {
+  // Each graph is small (fewer than min_keys keys), so "left alone" means: the same Attention, same mask.
+  MaskSpec flipped;
+  flipped.flip_i = 40, flipped.flip_j = 3;  // one key of an empty block made visible
+  CHECK(run_chunk(sparse_graph(flipped, false)) == normalize(sparse_graph(flipped, false)));
+  MaskSpec hole = flipped;
+  hole.flip_i = 50, hole.flip_j = 50;  // the diagonal itself masked
+  CHECK(run_chunk(sparse_graph(hole, false)) == normalize(sparse_graph(hole, false)));
+  MaskSpec upper;
+  upper.above_diagonal = true;  // not causal and is_causal = 0: keys ahead are visible
+  CHECK(run_chunk(sparse_graph(upper, false)) == normalize(sparse_graph(upper, false)));
+  MaskSpec bias;
+  bias.dtype = "f32";
+  bias.odd_value = "-1.5";  // a real additive bias, not 0 / -inf
+  CHECK(run_chunk(sparse_graph(bias, false)) == normalize(sparse_graph(bias, false)));
+  MaskSpec dense;
+  dense.l = 4;  // every block local: plain causal, nothing to skip
+  CHECK(run_chunk(sparse_graph(dense, false)) == normalize(sparse_graph(dense, false)));
+  MaskSpec odd;
+  odd.S = 40, odd.b = 8, odd.l = 1, odd.s = 2;  // blocks of 8: no b in 16..256 divides 40
+  CHECK(run_chunk(sparse_graph(odd, false)) == normalize(sparse_graph(odd, false)));
+  // A mask given as a graph input instead of a constant.
+  const std::string input_mask = R"(
+graph main(%q: f32[1, 2, 64, 8], %k: f32[1, 2, 64, 8], %v: f32[1, 2, 64, 8], %m: bool[64, 64]) {
+  %y = Attention(%q, %k, %v, %m) : f32[1, 2, 64, 8]
+  return %y
+}
+)";
+  CHECK(run_chunk(input_mask) == normalize(input_mask));
+  // A per-head mask [1, 2, S, S] is not the broadcast form the pass reads.
+  MaskSpec per_head;
+  per_head.shape = "[2, 64, 64]";
+  per_head.copies = 2;
+  const std::string per_head_text = sparse_graph(per_head, false);
+  CHECK(run_chunk(per_head_text) == normalize(per_head_text));
 }

@@ -1,6 +1,7 @@
 // The CPU backend's attention kernels (backends/cpu/chunked_attention.cpp, linear_attention.cpp) against
 // the reference kernels, which are independent plain loops in double precision: Attention's and
-// ChunkedAttention's row-at-a-time softmax, LinearAttention's token-by-token recurrence.
+// ChunkedAttention's row-at-a-time softmax (block-sparse layouts as a score-by-score bias there, skipped
+// blocks in the CPU kernel), LinearAttention's token-by-token recurrence.
 //
 // Every case builds a one-node graph, asks cpu_backend() for a kernel (checking that the fast kernel, not
 // the reference fallback, took it), runs it on poisoned outputs and compares with the reference by the
@@ -199,6 +200,7 @@ struct AttentionSpec {
   float scale = 0.0f;  // 0: the default 1/sqrt(D)
   float softcap = 0.0f;
   int64_t block_q = 64, block_k = 64;
+  int64_t sparse_block = 0, sparse_local = 1, sparse_stride = 1;  // block-sparse layout (with causal)
 };
 
 Case chunked_case(const AttentionSpec& s, Tensor mask = Tensor()) {
@@ -216,6 +218,11 @@ Case chunked_case(const AttentionSpec& s, Tensor mask = Tensor()) {
   if (s.window >= 0) c.attrs["window"] = Attribute(s.window);
   if (s.scale != 0.0f) c.attrs["scale"] = Attribute(s.scale);
   if (s.softcap != 0.0f) c.attrs["softcap"] = Attribute(s.softcap);
+  if (s.sparse_block > 0) {
+    c.attrs["sparse_block"] = Attribute(s.sparse_block);
+    c.attrs["sparse_local"] = Attribute(s.sparse_local);
+    c.attrs["sparse_stride"] = Attribute(s.sparse_stride);
+  }
   return c;
 }
 
@@ -303,9 +310,9 @@ std::string describe(const LinearSpec& s) {
 std::string describe(const AttentionSpec& s) {
   return fmt::format(
       "B={} Hkv={} group={} Sq={} T={} D={} Dv={} causal={} window={} scale={} softcap={} "
-      "blocks={}x{}",
+      "blocks={}x{} sparse={}/{}/{}",
       s.batch, s.kv_heads, s.group, s.q_len, s.kv_len, s.qk, s.v, s.causal, s.window, s.scale, s.softcap,
-      s.block_q, s.block_k);
+      s.block_q, s.block_k, s.sparse_block, s.sparse_local, s.sparse_stride);
 }
 
 }  // namespace
@@ -320,6 +327,36 @@ TEST_CASE("cpu ChunkedAttention matches the reference on random shapes (causal, 
     }
   }
   backends::cpu::set_attention_avx512(true);
+}
+
+TEST_CASE(
+    "cpu ChunkedAttention with block-sparse layouts matches the reference (which masks score by score)") {
+  for (bool avx512 : {true, false}) {
+    backends::cpu::set_attention_avx512(avx512);
+    for (int trial = 0; trial < 40; ++trial) {
+      AttentionSpec s = random_attention_spec();
+      s.causal = true;
+      s.sparse_block = pick<int64_t>({8, 16, 32, 64});
+      s.sparse_local = random_int(1, 3);
+      s.sparse_stride = random_int(1, 4);
+      s.q_len = pick<int64_t>({40, 97, 130, 200});
+      s.kv_len = random_int(0, 3) == 0 ? pick<int64_t>({50, 129}) : s.q_len;
+      if (random_int(0, 2) > 0) s.window = -1;
+      INFO("avx512 " << avx512 << " trial " << trial << ": " << describe(s));
+      Tensor mask;
+      if (trial % 5 == 0) {  // an extra float bias on top of the layout
+        mask = random_f32({s.q_len, s.kv_len}, -1.0f, 1.0f);
+      }
+      check_against_reference(chunked_case(s, mask), "avx2:chunked_attention", kSoftmaxBound);
+    }
+  }
+  backends::cpu::set_attention_avx512(true);
+  // A layout block over the kernel's largest tile, or an invalid layout: the reference takes it.
+  AttentionSpec big;
+  big.q_len = big.kv_len = 20;
+  big.causal = true;
+  big.sparse_block = 512;
+  CHECK(picked(chunked_case(big)) == "reference");
 }
 
 TEST_CASE("cpu ChunkedAttention with bool and float masks of every rank, short masks and all-masked rows") {

@@ -125,6 +125,7 @@ void add_reduce_cases(std::vector<Case>& cases, Rng& rng);
 void add_shape_cases(std::vector<Case>& cases, Rng& rng);
 void add_sequence_cases(std::vector<Case>& cases, Rng& rng);  // attention, scans, control flow
 void add_misc_cases(std::vector<Case>& cases, Rng& rng);      // RNNs, quantization, sampling, signal
+void add_lti_cases(std::vector<Case>& cases, Rng& rng);       // LTIScan (cases_lti.cpp)
 
 // "f32[2, 3] #f32[3, 4] _": '#' marks a constant input, '_' an absent one; then the note in braces.
 std::string describe_inputs(const Case& c);

@@ -103,6 +103,7 @@ std::vector<Case> build_cases(Rng& rng) {
   add_shape_cases(cases, rng);
   add_sequence_cases(cases, rng);
   add_misc_cases(cases, rng);
+  add_lti_cases(cases, rng);
   return cases;
 }
 
