@@ -37,24 +37,57 @@ const StepForm* step_form(const std::string& op) {
 
 // Ops that mix positions along the sequence and have no step form here: any sequence-long input is an error.
 const std::set<std::string>& unsupported_mixers() {
-  static const std::set<std::string> ops = {
-      "Scan", "Loop", "If", "RNN", "LSTM", "GRU", "FlexAttention", "CumSum", "Conv", "ConvTranspose",
-      "ConvInteger", "DeformConv", "MaxPool", "AveragePool", "LpPool", "DFT", "STFT", "Attention",
-      "ChunkedAttention", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "Unique", "NonZero",
-      "TopK", "ScatterND", "ScatterElements", "GatherND", "GatherElements", "Compress", "ReverseSequence"};
+  static const std::set<std::string> ops = {"Scan",
+                                            "Loop",
+                                            "If",
+                                            "RNN",
+                                            "LSTM",
+                                            "GRU",
+                                            "FlexAttention",
+                                            "CumSum",
+                                            "Conv",
+                                            "ConvTranspose",
+                                            "ConvInteger",
+                                            "DeformConv",
+                                            "MaxPool",
+                                            "AveragePool",
+                                            "LpPool",
+                                            "DFT",
+                                            "STFT",
+                                            "Attention",
+                                            "ChunkedAttention",
+                                            "GlobalAveragePool",
+                                            "GlobalMaxPool",
+                                            "GlobalLpPool",
+                                            "Unique",
+                                            "NonZero",
+                                            "TopK",
+                                            "ScatterND",
+                                            "ScatterElements",
+                                            "GatherND",
+                                            "GatherElements",
+                                            "Compress",
+                                            "ReverseSequence"};
   return ops;
 }
 
 // The ONNX TensorProto code of the dtypes a Range may produce (Cast's `to`).
 int64_t onnx_type_of(DType t) {
   switch (t) {
-    case DType::f32: return 1;
-    case DType::i32: return 6;
-    case DType::i16: return 5;
-    case DType::f64: return 11;
-    case DType::f16: return 10;
-    case DType::bf16: return 16;
-    default: return 7;  // i64
+    case DType::f32:
+      return 1;
+    case DType::i32:
+      return 6;
+    case DType::i16:
+      return 5;
+    case DType::f64:
+      return 11;
+    case DType::f16:
+      return 10;
+    case DType::bf16:
+      return 16;
+    default:
+      return 7;  // i64
   }
 }
 
@@ -77,9 +110,10 @@ class Deriver {
       }
     }
     if (carried_ == 0 && position_ == nullptr) {
-      return make_error("derive-decode: graph '{}' has no sequence-mixing op with a step form and no positions; "
-                        "nothing to carry between steps",
-                        g_.name());
+      return make_error(
+          "derive-decode: graph '{}' has no sequence-mixing op with a step form and no positions; "
+          "nothing to carry between steps",
+          g_.name());
     }
     shapes_.clear();
     SEQRUN_TRY(check_no_mixing());
@@ -95,15 +129,17 @@ class Deriver {
       const TensorType& t = in->type();
       if ((t.dtype() == DType::i64 || t.dtype() == DType::i32) && t.has_rank() && t.rank() == 2) {
         if (tokens_ != nullptr) {
-          return make_error("derive-decode: graph '{}' has two token-like inputs ('{}' and '{}'); a decoder graph "
-                            "takes one, the token ids [batch, seq]",
-                            g_.name(), tokens_->name(), in->name());
+          return make_error(
+              "derive-decode: graph '{}' has two token-like inputs ('{}' and '{}'); a decoder graph "
+              "takes one, the token ids [batch, seq]",
+              g_.name(), tokens_->name(), in->name());
         }
         tokens_ = in;
       }
     }
     if (tokens_ == nullptr) {
-      return make_error("derive-decode: graph '{}' has no token-id input (i64 or i32 [batch, seq])", g_.name());
+      return make_error("derive-decode: graph '{}' has no token-id input (i64 or i32 [batch, seq])",
+                        g_.name());
     }
     batch_ = tokens_->type().dim(0);
     seq_ = shapes_.dim(tokens_, 1);
@@ -150,8 +186,8 @@ class Deriver {
         SEQRUN_TRY(infer_node_types(*cast));
         pos = cast->output(0);
       }
-      Node* shifted = g_.add_node("Add", {range, pos}, 1, {}, {g_.unique_name(range->name() + ".from_position")},
-                                  after);
+      Node* shifted =
+          g_.add_node("Add", {range, pos}, 1, {}, {g_.unique_name(range->name() + ".from_position")}, after);
       SEQRUN_TRY(infer_node_types(*shifted));
       g_.replace_all_uses(range, shifted->output(0));
       shifted->set_input(0, range);  // replace_all_uses rewired this node's own input too
@@ -199,9 +235,10 @@ class Deriver {
     const int max_inputs = chunked ? 3 : 3;
     for (int i = max_inputs; i < node->num_inputs(); ++i) {
       if (node->has_input(i)) {
-        return make_error("derive-decode: {} has input #{} ('{}', a mask or cache); only causal attention "
-                          "without a mask has a step form",
-                          node->describe(), i, node->input(i)->name());
+        return make_error(
+            "derive-decode: {} has input #{} ('{}', a mask or cache); only causal attention "
+            "without a mask has a step form",
+            node->describe(), i, node->input(i)->name());
       }
     }
     SEQRUN_TRY(require_unused_outputs(node, 1));
@@ -210,14 +247,16 @@ class Deriver {
                         node->describe());
     }
     if (chunked && node->get_int("sparse_block", 0) != 0) {
-      return make_error("derive-decode: {} has a block-sparse layout, which has no step form", node->describe());
+      return make_error("derive-decode: {} has a block-sparse layout, which has no step form",
+                        node->describe());
     }
     const TensorType& k = node->input(1)->type();
     const TensorType& v = node->input(2)->type();
     const TensorType& q = node->input(0)->type();
     if (!q.has_rank() || q.rank() != 4 || !k.has_rank() || k.rank() != 4 || !v.has_rank() || v.rank() != 4) {
-      return make_error("derive-decode: {} has 3-D or unknown-rank inputs; the step form needs 4-D [B, H, S, D]",
-                        node->describe());
+      return make_error(
+          "derive-decode: {} has 3-D or unknown-rank inputs; the step form needs 4-D [B, H, S, D]",
+          node->describe());
     }
     for (int i = 0; i < 3; ++i) {
       const TensorType& t = node->input(i)->type();
@@ -242,8 +281,8 @@ class Deriver {
     attrs["softcap"] = Attribute(node->get_float("softcap", 0.0f));
     attrs["window"] = Attribute(chunked ? node->get_int("window", -1) : int64_t{-1});
     Node* step = g_.add_node("CachedAttention",
-                             {node->input(0), node->input(1), node->input(2), k_cache, v_cache, position()}, 3,
-                             attrs, {g_.unique_name(node->output(0)->name() + ".step")}, node);
+                             {node->input(0), node->input(1), node->input(2), k_cache, v_cache, position()},
+                             3, attrs, {g_.unique_name(node->output(0)->name() + ".step")}, node);
     step->set_name(node->name());
     g_.replace_all_uses(node->output(0), step->output(0));
     g_.erase_node(node);
@@ -277,7 +316,8 @@ class Deriver {
     SEQRUN_TRY(infer_node_types(*step));
     const std::string key = key_of(node);
     for (const auto& [in, out, suffix] : form.pairs) {
-      SEQRUN_ASSIGN(Value * state, state_input("state." + key + "." + suffix, node, step->output(out)->type()));
+      SEQRUN_ASSIGN(Value * state,
+                    state_input("state." + key + "." + suffix, node, step->output(out)->type()));
       step->set_input(in, state);
       expose(step->output(out), state);
     }
@@ -324,8 +364,8 @@ class Deriver {
   }
 
   Status mixing_error(const Node* node, const std::string& why) {
-    return make_error("derive-decode: {} {}; it has no step form, so no exact step graph exists", node->describe(),
-                      why);
+    return make_error("derive-decode: {} {}; it has no step form, so no exact step graph exists",
+                      node->describe(), why);
   }
 
   // Fails on a node that may combine different positions of the sequence (see derive_decode.h).
@@ -342,7 +382,8 @@ class Deriver {
         int long_operands = 0;
         for (const Value* in : node->inputs()) long_operands += has_seq(in) ? 1 : 0;
         if (long_operands >= 2) return mixing_error(node, "multiplies two sequence-long operands");
-      } else if (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax" || op == "ArgMax" || op == "ArgMin") {
+      } else if (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax" || op == "ArgMax" ||
+                 op == "ArgMin") {
         if (axis_is_seq(x, node->get_int("axis", op == "ArgMax" || op == "ArgMin" ? 0 : -1)))
           return mixing_error(node, "works along the sequence axis");
       } else if (op == "LayerNormalization" || op == "RMSNormalization") {
@@ -370,7 +411,8 @@ class Deriver {
         }
         if (op == "Concat") {
           for (const Value* in : node->inputs()) {
-            if (axis_is_seq(in, node->get_int("axis", 0))) return mixing_error(node, "concatenates along the sequence");
+            if (axis_is_seq(in, node->get_int("axis", 0)))
+              return mixing_error(node, "concatenates along the sequence");
           }
         }
       } else if (op == "Slice" || op == "Pad") {
@@ -386,15 +428,18 @@ class Deriver {
           for (int a = 0; a < rank; ++a) axes.push_back(a);
         }
         if (op == "Pad") {
-          auto pads = node->num_inputs() > 1 && node->has_input(1) ? shapes_.elements(node->input(1)) : std::nullopt;
+          auto pads =
+              node->num_inputs() > 1 && node->has_input(1) ? shapes_.elements(node->input(1)) : std::nullopt;
           if (!pads) return mixing_error(node, "pads by amounts that are not constant");
           for (size_t i = 0; i < axes.size(); ++i) {
             const bool padded = !(*pads)[i].is(0) || !(*pads)[i + axes.size()].is(0);
-            if (padded && axis_is_seq(x, axes[i])) return mixing_error(node, "pads the sequence axis (a shift)");
+            if (padded && axis_is_seq(x, axes[i]))
+              return mixing_error(node, "pads the sequence axis (a shift)");
           }
         } else {
           for (int64_t a : axes) {
-            if (axis_is_seq(x, a) && !(node->output(0) != nullptr && shapes_.dim(node->output(0), norm_axis(a, rank)) == seq_))
+            if (axis_is_seq(x, a) &&
+                !(node->output(0) != nullptr && shapes_.dim(node->output(0), norm_axis(a, rank)) == seq_))
               return mixing_error(node, "slices the sequence axis");
           }
         }
@@ -420,7 +465,8 @@ class Deriver {
       if (head->has_input(i) && !head->input(i)->is_constant()) return Status::ok();
     }
     const std::string base = x->name() + ".last";
-    Value* starts = g_.add_constant(g_.unique_name(base + ".starts"), Tensor::from_vector<int64_t>({1}, {-1}));
+    Value* starts =
+        g_.add_constant(g_.unique_name(base + ".starts"), Tensor::from_vector<int64_t>({1}, {-1}));
     Value* ends = g_.add_constant(g_.unique_name(base + ".ends"),
                                   Tensor::from_vector<int64_t>({1}, {std::numeric_limits<int64_t>::max()}));
     Value* axes = g_.add_constant(g_.unique_name(base + ".axes"), Tensor::from_vector<int64_t>({1}, {1}));

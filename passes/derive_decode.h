@@ -10,7 +10,8 @@
 //
 // Rewrites (each op's own step form):
 //   Attention / ChunkedAttention (causal, 4-D, no mask)  -> CachedAttention with state.<key>.k/.v, KV caches
-//                                                           [batch, Hkv, kv_capacity, D] (grown by the session)
+//                                                           [batch, Hkv, kv_capacity, D] (grown by the
+//                                                           session)
 //   SelectiveScan                                        -> h0 in, h out
 //   CausalConvWithState / LinearAttention                -> past_state in, present_state out
 //   TokenShift / RWKV4WKV / LinearRecurrence / LTIScan   -> state in, new state out

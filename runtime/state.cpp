@@ -78,7 +78,8 @@ Status check_state_pair(const Value& input, const Value& output, StateSlot& slot
     if (!dim.is_static()) {
       if (!dim.is_symbol() || slot.grow_axis >= 0) {
         return make_error(
-            "state input '{}' has type {}: dim {} ('{}') is not static (a state may have one symbolic dim, the "
+            "state input '{}' has type {}: dim {} ('{}') is not static (a state may have one symbolic dim, "
+            "the "
             "capacity of a growing state such as a KV cache)",
             input.name(), in.to_string(), d, dim.to_string());
       }
@@ -309,8 +310,8 @@ Result<std::unique_ptr<StatefulSession>> StatefulSession::create(const Session& 
   std::string note;
   if (!sig->stateful() && options.derive_decode) {
     Result<std::unique_ptr<Session>> step = derive_step_session(session);
-    Result<StateSignature> step_sig =
-        step ? find_state_signature((*step)->graph(), (*step)->metadata()) : Result<StateSignature>(step.status());
+    Result<StateSignature> step_sig = step ? find_state_signature((*step)->graph(), (*step)->metadata())
+                                           : Result<StateSignature>(step.status());
     if (step_sig && step_sig->stateful()) {
       derived = std::move(step).value();
       sig = std::move(step_sig);
@@ -357,7 +358,8 @@ int StatefulSession::add_sequence() {
     (i < n ? seq->current : seq->next).push_back(t);
   }
   if (signature_.position_input >= 0) {
-    seq->position = signature_.position_scalar ? Tensor::zeros(DType::i64, {}) : Tensor::zeros(DType::i64, {1});
+    seq->position =
+        signature_.position_scalar ? Tensor::zeros(DType::i64, {}) : Tensor::zeros(DType::i64, {1});
   }
   if (signature_.vocab_size > 0) {
     seq->logits = Tensor::view(DType::f32, {signature_.vocab_size}, bytes_base + logits_offset, seq->arena);
@@ -429,7 +431,7 @@ Result<Tensor> StatefulSession::prefill(int seq_id, const std::vector<int32_t>& 
     return seq->logits;
   }
   const int64_t total = static_cast<int64_t>(tokens.size());
-  ensure_capacity(*seq, context);
+  ensure_capacity(*seq, context + 1);  // room for the next step too: it will not regrow the cache at once
   const int64_t chunk = options_.prefill_chunk > 0 ? options_.prefill_chunk : total;
   for (int64_t start = 0; start < total; start += chunk) {
     SEQRUN_TRY(run_chunk(seq_id, *seq, tokens.data() + start, std::min(chunk, total - start)));
@@ -463,8 +465,7 @@ Status StatefulSession::prepare(int64_t prompt_tokens) {
     if (slot.grow_axis >= 0) specs[slot.input_index].shape[slot.grow_axis] = capacity;
   }
   if (signature_.position_input >= 0) {
-    specs[signature_.position_input] =
-        InputSpec{DType::i64, signature_.position_scalar ? Shape{} : Shape{1}};
+    specs[signature_.position_input] = InputSpec{DType::i64, signature_.position_scalar ? Shape{} : Shape{1}};
   }
   for (int64_t length : lengths) {
     specs[signature_.token_input] = InputSpec{signature_.token_dtype, {1, length}};
@@ -567,7 +568,8 @@ void StatefulSession::ensure_capacity(Sequence& seq, int64_t tokens) const {
     const auto* src = static_cast<const uint8_t*>(old.raw());
     auto* dst = static_cast<uint8_t*>(grown.raw());
     for (int64_t o = 0; o < outer && capacity > 0; ++o) {
-      std::memcpy(dst + o * shape[axis] * inner, src + o * capacity * inner, static_cast<size_t>(capacity * inner));
+      std::memcpy(dst + o * shape[axis] * inner, src + o * capacity * inner,
+                  static_cast<size_t>(capacity * inner));
     }
     seq.current[i] = seq.next[i] = grown;
   }

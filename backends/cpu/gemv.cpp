@@ -24,7 +24,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backends/cpu/avx2_math.h"
@@ -298,6 +303,49 @@ void apply_epilogue(const Epilogue& e, Isa isa, float* y, int64_t rows, int64_t 
 
 // ---- the kernel ----------------------------------------------------------------------------------------
 
+// Packed weights shared between kernels: every plan of a session (one per input shape: prefill chunks, steps,
+// each KV-cache capacity a decoder grows to) packs the same constant weights the same way, so the first kernel
+// packs and the others share it — one packed copy per weight, not one per plan, and no repacking when a plan
+// is rebuilt. Keyed by the weight's address and the packing; held weakly, so a packing lives exactly as long
+// as some kernel uses it. The address is a sound key: a kernel's plan keeps its constants (and so their
+// storage) alive, so no other weight can occupy that address while an entry is alive.
+struct PackedKey {
+  const float* w;
+  int64_t k, n, group_cols;
+  bool nk;
+  bool operator<(const PackedKey& o) const {
+    return std::tie(w, k, n, group_cols, nk) < std::tie(o.w, o.k, o.n, o.group_cols, o.nk);
+  }
+};
+
+class PackedCache {
+ public:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  // Call with mutex() held.
+  static std::shared_ptr<float> find(const PackedKey& key) {
+    auto& m = map();
+    auto it = m.find(key);
+    if (it == m.end()) return nullptr;
+    std::shared_ptr<float> p = it->second.lock();
+    if (p == nullptr) m.erase(it);
+    return p;
+  }
+  static void insert(const PackedKey& key, const std::shared_ptr<float>& p) {
+    auto& m = map();
+    for (auto it = m.begin(); it != m.end();) it = it->second.expired() ? m.erase(it) : std::next(it);
+    m[key] = p;
+  }
+
+ private:
+  static std::map<PackedKey, std::weak_ptr<float>>& map() {
+    static std::map<PackedKey, std::weak_ptr<float>> m;
+    return m;
+  }
+};
+
 // Which node inputs feed the product, and how.
 struct GemvSpec {
   int64_t rows = 0, k = 0, n = 0;
@@ -319,13 +367,20 @@ class GemvKernel : public Kernel {
     layout_.groups = (spec_.n + layout_.group_cols - 1) / layout_.group_cols;
   }
 
-  // Packs the constant weight into column groups (parallel over groups; zero padding past N).
+  // Packs the constant weight into column groups (parallel over groups; zero padding past N), or shares the
+  // packing another plan already made of the same weight (see PackedCache).
   Status prepare(const KernelInfo& info) override {
     if (packed_ != nullptr) return Status::ok();
     const float* w = info.inputs[spec_.w_input].as<const float>();
     if (w == nullptr) return node_error(node_, "gemv: the weight is not a constant");
+    const PackedKey key{w, layout_.k, layout_.n, layout_.group_cols, spec_.w_is_nk};
+    std::lock_guard<std::mutex> lock(PackedCache::mutex());
+    if (std::shared_ptr<float> shared = PackedCache::find(key)) {
+      packed_ = std::move(shared);
+      return Status::ok();
+    }
     const size_t bytes = (static_cast<size_t>(layout_.floats()) * sizeof(float) + 63) / 64 * 64;
-    packed_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    packed_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)), std::free);
     if (packed_ == nullptr)
       return node_error(node_, "gemv: cannot allocate {} bytes for the packed weight", bytes);
     const PackedLayout l = layout_;
@@ -342,6 +397,7 @@ class GemvKernel : public Kernel {
         }
       }
     }
+    PackedCache::insert(key, packed_);
     return Status::ok();
   }
 
@@ -385,16 +441,12 @@ class GemvKernel : public Kernel {
   }
 
  private:
-  struct FreeDeleter {
-    void operator()(float* p) const { std::free(p); }
-  };
-
   const Node* node_;
   GemvSpec spec_;
   Isa isa_;
   int threads_;
   PackedLayout layout_;
-  std::unique_ptr<float, FreeDeleter> packed_;
+  std::shared_ptr<float> packed_;
 };
 
 std::unique_ptr<Kernel> build(const KernelInfo& info, GemvSpec spec) {

@@ -43,7 +43,8 @@ std::unique_ptr<Graph> onnx_graph(const std::string& name) {
   return std::move(g).value();
 }
 
-std::unique_ptr<Session> make_session(std::unique_ptr<Graph> graph, ExecutorKind executor = ExecutorKind::planned) {
+std::unique_ptr<Session> make_session(std::unique_ptr<Graph> graph,
+                                      ExecutorKind executor = ExecutorKind::planned) {
   SessionOptions options;
   options.executor = executor;
   auto s = Session::from_graph(std::move(graph), options);
@@ -115,8 +116,8 @@ bool has_op(const Graph& g, const std::string& op) {
 constexpr double kTolerance = 1e-4;
 
 // prefill(n) + k steps (with a prompt split into chunks of `chunk` when > 0) vs the sequence graph.
-void check_family(std::unique_ptr<Graph> graph, const std::vector<std::string>& want_ops, int64_t n, int64_t k,
-                  int64_t chunk = 0, int64_t kv_block = 256) {
+void check_family(std::unique_ptr<Graph> graph, const std::vector<std::string>& want_ops, int64_t n,
+                  int64_t k, int64_t chunk = 0, int64_t kv_block = 256) {
   auto seq_session = make_session(std::move(graph));
   const int64_t vocab = vocab_of(*seq_session);
   const std::vector<int32_t> ids = random_tokens(n + k, vocab, 7);
@@ -157,20 +158,24 @@ void check_family(std::unique_ptr<Graph> graph, const std::vector<std::string>& 
 
 }  // namespace
 
-TEST_CASE("derive-decode: GPT-2 (HF layout, learned positions) prefill + steps == sequence graph", "[decode]") {
+TEST_CASE("derive-decode: GPT-2 (HF layout, learned positions) prefill + steps == sequence graph",
+          "[decode]") {
   check_family(hf_graph("gpt2_fp32"), {"CachedAttention"}, 9, 6);
 }
 
-TEST_CASE("derive-decode: Llama (GQA 6/2, RoPE scaling, untied) prefill + steps == sequence graph", "[decode]") {
+TEST_CASE("derive-decode: Llama (GQA 6/2, RoPE scaling, untied) prefill + steps == sequence graph",
+          "[decode]") {
   check_family(hf_graph("llama_bf16_untied"), {"CachedAttention"}, 10, 6);
 }
 
-TEST_CASE("derive-decode: Llama (sharded fp16, tied) with chunked prefill and a growing KV cache", "[decode]") {
+TEST_CASE("derive-decode: Llama (sharded fp16, tied) with chunked prefill and a growing KV cache",
+          "[decode]") {
   // kv_block 4: the cache grows several times during prefill and the steps; prompt in chunks of 3.
   check_family(hf_graph("llama_fp16_sharded"), {"CachedAttention"}, 11, 7, 3, 4);
 }
 
-TEST_CASE("derive-decode: Mamba (HF and state-spaces layouts) prefill + steps == sequence graph", "[decode]") {
+TEST_CASE("derive-decode: Mamba (HF and state-spaces layouts) prefill + steps == sequence graph",
+          "[decode]") {
   check_family(hf_graph("mamba_fp32"), {"SelectiveScan", "CausalConvWithState"}, 9, 6);
   check_family(hf_graph("mamba_state_spaces"), {"SelectiveScan", "CausalConvWithState"}, 7, 5, 2);
 }

@@ -218,7 +218,8 @@ TEST_CASE("state: metadata pairs state inputs and outputs; bad declarations are 
     auto plain = find_state_signature(*g, {});
     REQUIRE_FALSE(plain.is_ok());
     CHECK(plain.status().message() ==
-          "the graph has 2 inputs besides its state and position ('ids', 'h'); a sequence graph takes exactly one, the "
+          "the graph has 2 inputs besides its state and position ('ids', 'h'); a sequence graph takes "
+          "exactly one, the "
           "token "
           "ids [batch, seq]");
   }
@@ -251,7 +252,8 @@ TEST_CASE("state: metadata pairs state inputs and outputs; bad declarations are 
     REQUIRE(gg.is_ok());
     r = find_state_signature(*gg.value(), {{kStateInputsKey, "h"}, {kStateOutputsKey, "h_next"}});
     REQUIRE_FALSE(r.is_ok());
-    CHECK(r.status().message() == "state output 'h_next' has type f32[batch, 3] but its input 'h' has f32[batch, past]");
+    CHECK(r.status().message() ==
+          "state output 'h_next' has type f32[batch, 3] but its input 'h' has f32[batch, past]");
     auto kv = parse(R"(graph g(%ids: i64[batch, seq], %kv: f32[batch, 2, cap, 4]) {
   %emb = const f32[2, 3] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
   %logits = Gather(%emb, %ids) {axis = 0} : f32[batch, seq, 3]
