@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "backends/cpu/avx2_math.h"
 #include "backends/cpu/avx512_math.h"
@@ -100,26 +101,26 @@ struct TilePrefetch {
 };
 
 // Scores of rows q[0..nr) (nr <= 4) against keys c_lo .. c_hi - 1 of a tile (key c at k_tile + c * n):
-// scores[r * ld + c] = scale * q_r · k_c. One call per tile, so the dot products inline into the loop.
-__attribute__((target("avx512f"))) inline void score_tile512(int64_t nr, const float* const* q,
-                                                             const float* k_tile, int64_t n, int64_t c_lo,
-                                                             int64_t c_hi, float scale, float* scores,
-                                                             int64_t ld, const TilePrefetch& ahead) {
+// scores[r * ld + c] = scale * q_r · k_c. `dot_rows(std::integral_constant<int, N>, k, dots)` is the ISA's
+// N-row dot product; score_tile512/256 flatten this walk, so the dot products inline into the loop.
+template <typename DotRows>
+inline void score_tile(int64_t nr, const float* k_tile, int64_t n, int64_t c_lo, int64_t c_hi, float scale,
+                       float* scores, int64_t ld, const TilePrefetch& ahead, DotRows dot_rows) {
   float dots[4];
   for (int64_t c = c_lo; c < c_hi; ++c) {
     ahead.row(c);
     switch (nr) {
       case 1:
-        dot_rows512<1>(q, k_tile + c * n, n, dots);
+        dot_rows(std::integral_constant<int, 1>{}, k_tile + c * n, dots);
         break;
       case 2:
-        dot_rows512<2>(q, k_tile + c * n, n, dots);
+        dot_rows(std::integral_constant<int, 2>{}, k_tile + c * n, dots);
         break;
       case 3:
-        dot_rows512<3>(q, k_tile + c * n, n, dots);
+        dot_rows(std::integral_constant<int, 3>{}, k_tile + c * n, dots);
         break;
       default:
-        dot_rows512<4>(q, k_tile + c * n, n, dots);
+        dot_rows(std::integral_constant<int, 4>{}, k_tile + c * n, dots);
         break;
     }
     for (int64_t r = 0; r < nr; ++r) scores[r * ld + c] = dots[r] * scale;
@@ -127,28 +128,25 @@ __attribute__((target("avx512f"))) inline void score_tile512(int64_t nr, const f
   ahead.rest(c_lo, c_hi);
 }
 
+// flatten: the AVX-512 dot products (always_inline, own target) may only inline into a function of that
+// target, so the whole walk is inlined here rather than score_tile inlining them itself.
+__attribute__((target("avx512f"), flatten)) inline void score_tile512(int64_t nr, const float* const* q,
+                                                                      const float* k_tile, int64_t n,
+                                                                      int64_t c_lo, int64_t c_hi, float scale,
+                                                                      float* scores, int64_t ld,
+                                                                      const TilePrefetch& ahead) {
+  score_tile(
+      nr, k_tile, n, c_lo, c_hi, scale, scores, ld, ahead,
+      [ q, n ](auto rows, const float* k, float* out)
+          __attribute__((target("avx512f"))) { dot_rows512<decltype(rows)::value>(q, k, n, out); });
+}
+
 inline void score_tile256(int64_t nr, const float* const* q, const float* k_tile, int64_t n, int64_t c_lo,
                           int64_t c_hi, float scale, float* scores, int64_t ld, const TilePrefetch& ahead) {
-  float dots[4];
-  for (int64_t c = c_lo; c < c_hi; ++c) {
-    ahead.row(c);
-    switch (nr) {
-      case 1:
-        dot_rows256<1>(q, k_tile + c * n, n, dots);
-        break;
-      case 2:
-        dot_rows256<2>(q, k_tile + c * n, n, dots);
-        break;
-      case 3:
-        dot_rows256<3>(q, k_tile + c * n, n, dots);
-        break;
-      default:
-        dot_rows256<4>(q, k_tile + c * n, n, dots);
-        break;
-    }
-    for (int64_t r = 0; r < nr; ++r) scores[r * ld + c] = dots[r] * scale;
-  }
-  ahead.rest(c_lo, c_hi);
+  score_tile(
+      nr, k_tile, n, c_lo, c_hi, scale, scores, ld, ahead,
+      [ q, n ](auto rows, const float* k, float* out)
+          __attribute__((always_inline)) { dot_rows256<decltype(rows)::value>(q, k, n, out); });
 }
 
 // acc[0..n) += Σ_c p[c] · v[c·n ..] over c in [c_begin, c_end), 64 accumulators at a time in registers.
@@ -265,21 +263,26 @@ inline void accumulate256(float* acc, const float* p, const float* v, int64_t n,
   }
 }
 
+// s[c] = softcap · tanh(s[c] / softcap) over the 8-groups that hold [c_begin, c_end), 8 lanes at a time;
+// -inf (masked columns) stays -inf, where tanh would turn it into -softcap.
+__attribute__((always_inline)) inline void apply_softcap(float* s, int64_t c_begin, int64_t c_end,
+                                                         float softcap) {
+  const __m256 cap = _mm256_set1_ps(softcap), inv_cap = _mm256_set1_ps(1.0f / softcap);
+  for (int64_t c = c_begin / 8 * 8; c < c_end; c += 8) {
+    const __m256 x = _mm256_loadu_ps(s + c);
+    const __m256 capped = _mm256_mul_ps(cap, vec::tanh(_mm256_mul_ps(x, inv_cap)));
+    _mm256_storeu_ps(s + c,
+                     _mm256_blendv_ps(capped, x, _mm256_cmp_ps(x, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ)));
+  }
+}
+
 // softmax_tile with 16 lanes (AVX-512F exp, vec512::exp); the same steps, and columns up to 16-padding.
 __attribute__((target("avx512f"))) inline float softmax_tile512(float* s, int64_t cols, int64_t c_begin,
                                                                 int64_t c_end, float softcap, float* m,
                                                                 float* l) {
   const int64_t padded = (cols + 15) / 16 * 16;
   for (int64_t c = cols; c < padded; ++c) s[c] = kNegInf;
-  if (softcap > 0.0f) {  // rare: the AVX2 tanh, 8 lanes at a time
-    const __m256 cap = _mm256_set1_ps(softcap), inv_cap = _mm256_set1_ps(1.0f / softcap);
-    for (int64_t c = c_begin / 8 * 8; c < c_end; c += 8) {
-      const __m256 x = _mm256_loadu_ps(s + c);
-      const __m256 capped = _mm256_mul_ps(cap, vec::tanh(_mm256_mul_ps(x, inv_cap)));
-      _mm256_storeu_ps(s + c,
-                       _mm256_blendv_ps(capped, x, _mm256_cmp_ps(x, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ)));
-    }
-  }
+  if (softcap > 0.0f) apply_softcap(s, c_begin, c_end, softcap);  // rare: the AVX2 tanh in both forms
   const int64_t first = c_begin / 16 * 16;
   __m512 vmax = _mm512_set1_ps(kNegInf);
   for (int64_t c = first; c < c_end; c += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + c));
@@ -306,16 +309,7 @@ inline float softmax_tile(float* s, int64_t cols, int64_t c_begin, int64_t c_end
                           float* l) {
   const int64_t padded = (cols + 7) / 8 * 8;
   for (int64_t c = cols; c < padded; ++c) s[c] = kNegInf;
-  if (softcap > 0.0f) {
-    const __m256 cap = _mm256_set1_ps(softcap), inv_cap = _mm256_set1_ps(1.0f / softcap);
-    for (int64_t c = c_begin / 8 * 8; c < c_end; c += 8) {
-      const __m256 x = _mm256_loadu_ps(s + c);
-      const __m256 capped = _mm256_mul_ps(cap, vec::tanh(_mm256_mul_ps(x, inv_cap)));
-      // keep -inf (masked columns) as -inf: tanh would turn them into -cap
-      _mm256_storeu_ps(s + c,
-                       _mm256_blendv_ps(capped, x, _mm256_cmp_ps(x, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ)));
-    }
-  }
+  if (softcap > 0.0f) apply_softcap(s, c_begin, c_end, softcap);
   __m256 vmax = _mm256_set1_ps(kNegInf);
   for (int64_t c = c_begin / 8 * 8; c < c_end; c += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + c));
   const float tile_max = vec::hmax(vmax);

@@ -70,6 +70,21 @@ inline Cx times_i(Cx a) {
   return {_mm256_xor_ps(a.im, _mm256_set1_ps(-0.0f)), a.re};
 }
 
+// One radix-2 stage of half-size h over m slots: butterfly(lo, hi, w_re, w_im) on every pair of slots h
+// apart within each block of 2h, with twiddle j of the stage (wr[j], wi[j]) broadcast.
+template <typename Butterfly>
+inline void stage_butterflies(float* buf, int64_t m, int64_t h, const float* wr, const float* wi,
+                              Butterfly butterfly) {
+  for (int64_t start = 0; start < m; start += 2 * h) {
+    float* lo = buf + start * kFftSlotFloats;
+    float* hi = lo + h * kFftSlotFloats;
+    for (int64_t j = 0; j < h; ++j) {
+      butterfly(lo + j * kFftSlotFloats, hi + j * kFftSlotFloats, _mm256_set1_ps(wr[j]),
+                _mm256_set1_ps(wi[j]));
+    }
+  }
+}
+
 }  // namespace
 
 LaneFft::LaneFft(int64_t n) : n_(n), m_(n / 2) {
@@ -98,35 +113,24 @@ LaneFft::LaneFft(int64_t n) : n_(n), m_(n / 2) {
 
 void LaneFft::forward(float* buf) const {
   for (int64_t h = m_ / 2; h >= 1; h /= 2) {
-    const float* wr = stage_re_.data() + (h - 1);
-    const float* wi = stage_im_.data() + (h - 1);
-    for (int64_t start = 0; start < m_; start += 2 * h) {
-      float* lo = buf + start * kFftSlotFloats;
-      float* hi = lo + h * kFftSlotFloats;
-      for (int64_t j = 0; j < h; ++j) {
-        const Cx a = load(lo + j * kFftSlotFloats), b = load(hi + j * kFftSlotFloats);
-        store(lo + j * kFftSlotFloats, add(a, b));
-        store(hi + j * kFftSlotFloats, mul_scalar(sub(a, b), _mm256_set1_ps(wr[j]), _mm256_set1_ps(wi[j])));
-      }
-    }
+    stage_butterflies(buf, m_, h, stage_re_.data() + (h - 1), stage_im_.data() + (h - 1),
+                      [](float* lo, float* hi, __m256 w_re, __m256 w_im) {
+                        const Cx a = load(lo), b = load(hi);
+                        store(lo, add(a, b));
+                        store(hi, mul_scalar(sub(a, b), w_re, w_im));
+                      });
   }
 }
 
 void LaneFft::inverse(float* buf) const {
   for (int64_t h = 1; h < m_; h *= 2) {
-    const float* wr = stage_re_.data() + (h - 1);
-    const float* wi = stage_im_.data() + (h - 1);
-    for (int64_t start = 0; start < m_; start += 2 * h) {
-      float* lo = buf + start * kFftSlotFloats;
-      float* hi = lo + h * kFftSlotFloats;
-      for (int64_t j = 0; j < h; ++j) {
-        const Cx a = load(lo + j * kFftSlotFloats);
-        const Cx b =
-            mul_scalar_conj(load(hi + j * kFftSlotFloats), _mm256_set1_ps(wr[j]), _mm256_set1_ps(wi[j]));
-        store(lo + j * kFftSlotFloats, add(a, b));
-        store(hi + j * kFftSlotFloats, sub(a, b));
-      }
-    }
+    stage_butterflies(buf, m_, h, stage_re_.data() + (h - 1), stage_im_.data() + (h - 1),
+                      [](float* lo, float* hi, __m256 w_re, __m256 w_im) {
+                        const Cx a = load(lo);
+                        const Cx b = mul_scalar_conj(load(hi), w_re, w_im);
+                        store(lo, add(a, b));
+                        store(hi, sub(a, b));
+                      });
   }
 }
 

@@ -26,6 +26,7 @@
 #include "backends/reference/kernel.h"
 #include "ir/graph.h"
 #include "ir/infer.h"
+#include "tests/unit/test_util.h"
 
 using namespace seqrun;
 using seqrun::backends::KernelInfo;
@@ -39,10 +40,7 @@ std::mt19937& rng() {
 }
 
 Tensor random_f32(const Shape& shape) {
-  Tensor t = Tensor::empty(DType::f32, shape);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng());
-  return t;
+  return test::random_uniform(rng(), shape);
 }
 
 // Sets SEQRUN_CPU_GEMV for the scope (unset when `mode` is empty), restoring "unset" after.

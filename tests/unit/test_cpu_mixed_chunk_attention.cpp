@@ -29,6 +29,7 @@
 #include "ir/text.h"
 #include "runtime/executor.h"
 #include "runtime/session.h"
+#include "tests/unit/test_util.h"
 
 using namespace seqrun;
 
@@ -43,10 +44,7 @@ std::mt19937& rng() {
 }
 
 Tensor random_tensor(const Shape& shape) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  Tensor t = Tensor::empty(DType::f32, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng());
-  return t;
+  return test::random_uniform(rng(), shape);
 }
 
 struct Spec {
@@ -185,16 +183,7 @@ Sequence random_sequence(const Spec& s) {
           random_tensor({s.B, s.T, s.sl}), random_tensor({s.B, s.T, s.E}),  random_tensor({s.C, s.C})};
 }
 
-// Tokens [begin, begin + count) of a [B, n, D] tensor.
-Tensor token_slice(const Tensor& t, int64_t begin, int64_t count) {
-  const int64_t B = t.dim(0), n = t.dim(1), D = t.dim(2);
-  Tensor out = Tensor::empty(DType::f32, {B, count, D});
-  for (int64_t b = 0; b < B; ++b) {
-    const float* src = t.data<float>() + (b * n + begin) * D;
-    std::copy(src, src + count * D, out.data<float>() + b * count * D);
-  }
-  return out;
-}
+using test::token_slice;
 
 std::vector<Tensor> sequence_inputs(const Sequence& x, const Spec& s, int64_t begin, int64_t count) {
   std::vector<Tensor> in = {token_slice(x.qq, begin, count), token_slice(x.qk, begin, count),

@@ -26,6 +26,7 @@
 #include "models/rwkv/rwkv_file.h"
 #include "runtime/npy.h"
 #include "runtime/session.h"
+#include "tests/unit/test_util.h"
 
 using namespace seqrun;
 
@@ -53,10 +54,7 @@ std::vector<backends::Backend*> cuda_or_skip() {
 
 Tensor random_tensor(DType dtype, const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(num_elements(shape)));
-  for (float& x : v) x = dist(rng);
-  Tensor t = Tensor::from_vector<float>(shape, v);
+  Tensor t = test::random_uniform(rng, shape, lo, hi);
   return dtype == DType::f32 ? t : t.cast(dtype);
 }
 // The values a tensor holds, as doubles (after any f16/bf16 rounding).

@@ -29,17 +29,13 @@
 #include "runtime/npy.h"
 #include "runtime/session.h"
 #include "runtime/specialize.h"
+#include "tests/unit/test_util.h"
 
 using namespace seqrun;
 
 namespace {
 
-std::unique_ptr<Graph> parse(const std::string& text) {
-  auto g = parse_graph(text);
-  INFO(g.status().message());
-  REQUIRE(g.is_ok());
-  return std::move(g).value();
-}
+using test::parse;
 
 std::string normalize(const std::string& text) {
   return print_graph(*parse(text));

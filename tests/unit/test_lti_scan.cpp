@@ -32,6 +32,7 @@
 #include "passes/pass.h"
 #include "runtime/executor.h"
 #include "runtime/session.h"
+#include "tests/unit/test_util.h"
 #include "tools/export/onnx_import.h"
 
 using namespace seqrun;
@@ -48,10 +49,7 @@ std::mt19937& rng() {
 }
 
 Tensor random_f32(const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
-  Tensor t = Tensor::empty(DType::f32, shape);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng());
-  return t;
+  return test::random_uniform(rng(), shape, lo, hi);
 }
 
 // A stable S4D-Lin-like system of H channels and N modes: dA = exp(dt·A) with A = -1/2 + iπn (times a random
@@ -110,27 +108,11 @@ Case make_case(int64_t B, int64_t H, int64_t L, int64_t N, bool imaginary, bool 
   return c;
 }
 
-struct Built {
-  std::unique_ptr<Graph> graph = std::make_unique<Graph>("one_node");
-  Node* node = nullptr;
-};
+using Built = test::OneNode;
 
 Built build(const Case& c) {
-  Built b;
-  std::vector<Value*> ins;
-  for (size_t i = 0; i < c.inputs.size(); ++i) {
-    ins.push_back(c.inputs[i].defined()
-                      ? b.graph->add_input("in" + std::to_string(i),
-                                           TensorType::from_shape(c.inputs[i].dtype(), c.inputs[i].shape()))
-                      : nullptr);
-  }
-  while (!ins.empty() && ins.back() == nullptr) ins.pop_back();
-  b.node = b.graph->add_node("LTIScan", ins, c.num_outputs, {{"algorithm", Attribute(c.algorithm)}});
-  b.node->set_name("lti");
-  Status st = infer_node_types(*b.node);
-  INFO(st.message());
-  REQUIRE(st.is_ok());
-  return b;
+  return test::build_one_node("LTIScan", c.inputs, c.num_outputs, {{"algorithm", Attribute(c.algorithm)}},
+                              "lti");
 }
 
 std::vector<Tensor> run_reference(const Case& c) {
@@ -202,16 +184,7 @@ std::string expected_auto(int64_t B, int64_t H, int64_t L, int64_t N, bool const
                                                                           : "avx2:lti_scan_recurrent";
 }
 
-double normalized_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double num = 0.0, den = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.get_f64(i), y = b.get_f64(i);
-    num += std::isnan(x) ? 1e30 : (x - y) * (x - y);
-    den += y * y;
-  }
-  return den == 0.0 ? num : num / den;
-}
+using test::normalized_error;
 
 void check_outputs(const std::vector<Tensor>& got, const std::vector<Tensor>& want, double bound) {
   REQUIRE(got.size() == want.size());
@@ -431,12 +404,9 @@ TEST_CASE("LTIScan rejects bad inputs with an error naming the node", "[lti][err
 
 namespace {
 
-std::unique_ptr<Graph> parse(const std::string& text) {
-  auto g = parse_graph(text);
-  INFO(g.status().message());
-  REQUIRE(g.is_ok());
-  return std::move(*g);
-}
+using test::find_op;
+using test::op_counts;
+using test::parse;
 
 std::unique_ptr<Graph> run_fuse(const std::string& text) {
   auto g = parse(text);
@@ -444,22 +414,6 @@ std::unique_ptr<Graph> run_fuse(const std::string& text) {
   INFO(reports.status().message());
   REQUIRE(reports.is_ok());
   return g;
-}
-
-// "Add=1 LTIScan=1": the top-level op counts.
-std::string op_counts(const Graph& g) {
-  std::map<std::string, int> counts;
-  for (const Node* n : g.nodes()) counts[n->op()]++;
-  std::string s;
-  for (const auto& [op, n] : counts) s += (s.empty() ? "" : " ") + op + "=" + std::to_string(n);
-  return s;
-}
-
-const Node* find_op(const Graph& g, const std::string& op) {
-  for (const Node* n : g.nodes()) {
-    if (n->op() == op) return n;
-  }
-  return nullptr;
 }
 
 void check_unchanged(const std::string& text) {

@@ -10,17 +10,14 @@
 // Usage: seqrun-bench-cached-attention [--threads N] [--repeat N] [--cold-mib MiB] [--parts decode,sparse]
 //                                      [--contexts 1024,4096,16384] [--seqs 4096,16384] [--isa avx512|avx2]
 // (--isa avx2: the attention kernels' AVX2 paths even where the CPU has AVX-512.)
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,23 +26,12 @@
 #include "backends/cpu/cpu_factories.h"
 #include "ir/graph.h"
 #include "ir/infer.h"
+#include "tools/bench/bench_util.h"
 
 using namespace seqrun;
+using namespace seqrun::bench;
 
 namespace {
-
-template <typename Fn>
-double median_ms(Fn&& fn, int repeat, int warmup = 2) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 std::vector<int64_t> parse_list(const char* text) {
   std::vector<int64_t> out;
@@ -53,12 +39,6 @@ std::vector<int64_t> parse_list(const char* text) {
   std::string item;
   while (std::getline(ss, item, ',')) out.push_back(std::atoll(item.c_str()));
   return out;
-}
-
-void fill_random(float* p, size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (size_t i = 0; i < n; ++i) p[i] = u(rng);
 }
 
 struct Buffer {
@@ -73,25 +53,6 @@ struct Buffer {
   Buffer& operator=(const Buffer&) = delete;
 };
 
-// Sum of n floats with four independent 8-lane accumulators: a read at memory speed, not at the latency of
-// one add chain (the bench's own roof for the K/V read).
-__attribute__((target("avx2"))) float sum_floats(const float* p, int64_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  float total = 0.0f;
-  for (float x : lanes) total += x;
-  for (; i < n; ++i) total += p[i];
-  return total;
-}
-
 // Median read bandwidth (GB/s) of a parallel sum over `mib` MiB of doubles.
 double read_bandwidth_gbs(int threads, long mib, int repeat) {
   const size_t n = static_cast<size_t>(mib) * (1 << 20) / sizeof(double);
@@ -104,7 +65,7 @@ double read_bandwidth_gbs(int threads, long mib, int repeat) {
         for (size_t i = 0; i < n; ++i) s += a[i];
         sink = sink + s;
       },
-      repeat);
+      repeat, 2);
   return static_cast<double>(n * sizeof(double)) / ms / 1e6;
 }
 
@@ -186,13 +147,13 @@ void bench_decode(int threads, int repeat, long cold_mib, const std::vector<int6
       std::vector<std::unique_ptr<Buffer>> caches;
       for (int l = 0; l < 2 * layers; ++l) {
         caches.push_back(std::make_unique<Buffer>(cache_floats));
-        fill_random(caches.back()->data, cache_floats, 7 + l);
+        fill_uniform(caches.back()->data, cache_floats, 7 + l);
       }
       Buffer q(static_cast<size_t>(s.q_heads * D)), k(static_cast<size_t>(s.kv_heads * D)),
           v(static_cast<size_t>(s.kv_heads * D)), y(static_cast<size_t>(s.q_heads * D));
-      fill_random(q.data, q.floats, 1);
-      fill_random(k.data, k.floats, 2);
-      fill_random(v.data, v.floats, 3);
+      fill_uniform(q.data, q.floats, 1);
+      fill_uniform(k.data, k.floats, 2);
+      fill_uniform(v.data, v.floats, 3);
       int64_t position = P;
       std::vector<backends::TensorArg> in = nk->info.inputs, out = nk->info.outputs;
       in[0].data = q.data;
@@ -215,7 +176,7 @@ void bench_decode(int threads, int repeat, long cold_mib, const std::vector<int6
           const float* c = caches[l]->data;
           float total = 0.0f;
 #pragma omp parallel for reduction(+ : total) num_threads(threads) schedule(static)
-          for (int64_t h = 0; h < s.kv_heads; ++h) total += sum_floats(c + h * C * D, (P + 1) * D);
+          for (int64_t h = 0; h < s.kv_heads; ++h) total += sum_floats_avx2(c + h * C * D, (P + 1) * D);
           sink = sink + total;
         }
       };
@@ -226,9 +187,7 @@ void bench_decode(int threads, int repeat, long cold_mib, const std::vector<int6
         step_ms.push_back(median_ms(step_pass, 1, 0) / layers);
         read_ms.push_back(median_ms(read_pass, 1, 0) / layers);
       }
-      std::sort(step_ms.begin(), step_ms.end());
-      std::sort(read_ms.begin(), read_ms.end());
-      const double ms = step_ms[step_ms.size() / 2], roof_ms = read_ms[read_ms.size() / 2];
+      const double ms = upper_median(step_ms), roof_ms = upper_median(read_ms);
       std::printf("| %lld / %lld x %lld | %lld | %.4f | %.2f | %.1f | %.1f | %.0f%% | %d | %s |\n",
                   static_cast<long long>(s.q_heads), static_cast<long long>(s.kv_heads),
                   static_cast<long long>(D), static_cast<long long>(P), ms, kv_bytes / 1e6,
@@ -270,9 +229,9 @@ void bench_sparse(int threads, int repeat, const std::vector<int64_t>& seqs) {
   std::printf("|---|---|---|---|---|---|\n");
   for (int64_t S : seqs) {
     Buffer q(static_cast<size_t>(heads * S * D)), k(q.floats), v(q.floats), y(q.floats);
-    fill_random(q.data, q.floats, 11);
-    fill_random(k.data, k.floats, 12);
-    fill_random(v.data, v.floats, 13);
+    fill_uniform(q.data, q.floats, 11);
+    fill_uniform(k.data, k.floats, 12);
+    fill_uniform(v.data, v.floats, 13);
     // All layouts' kernels first, then rounds that time each layout once in turn: the ratios compare runs
     // that saw the same machine load.
     const int runs = S > 8192 ? std::min(repeat, 5) : repeat;
@@ -308,8 +267,7 @@ void bench_sparse(int threads, int repeat, const std::vector<int64_t>& seqs) {
     double dense_ms = 0.0;
     for (size_t i = 0; i < kernels.size(); ++i) {
       const Layout& l = layouts[i];
-      std::sort(ms[i].begin(), ms[i].end());
-      const double median = ms[i][ms[i].size() / 2];
+      const double median = upper_median(ms[i]);
       if (l.block == 0) dense_ms = median;
       // Both counted in blocks of the sparse layout's size (64 for dense), so the ratio is the work ratio.
       const int64_t block = l.block > 0 ? l.block : 64;

@@ -9,13 +9,11 @@
 // Usage: seqrun-bench-mixed-chunk [--threads N] [--repeat N] [--ref-repeat N] [--tokens T] [--chunk C]
 //                                 [--sq Sq] [--sl Sl] [--width E]
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -23,8 +21,10 @@
 #include "ir/infer.h"
 #include "ir/text.h"
 #include "runtime/session.h"
+#include "tools/bench/bench_util.h"
 
 using namespace seqrun;
+using namespace seqrun::bench;
 
 namespace {
 
@@ -32,29 +32,14 @@ struct Sizes {
   int64_t T = 4096, C = 256, sq = 128, sl = 128, E = 1536;
 };
 
-template <typename Fn>
-double median_ms(Fn&& fn, int repeat, int warmup = 1) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "seqrun-bench-mixed-chunk: %s\n", what.c_str());
   std::exit(1);
 }
 
 Tensor random_tensor(const Shape& shape, unsigned seed, float amplitude = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
   Tensor t = Tensor::empty(DType::f32, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
+  fill_uniform(t.data<float>(), static_cast<size_t>(t.numel()), seed, amplitude);
   return t;
 }
 
@@ -139,7 +124,7 @@ void bench_prefill(const Sizes& s, int threads, int repeat, int ref_repeat) {
     auto cpu = session_for(text, backends::cpu_backend(), threads);
     auto ref = session_for(text, backends::cpu_reference_backend(), threads);
     std::vector<Tensor> y_cpu, y_ref;
-    const double cpu_ms = median_ms([&] { run_or_die(*cpu, in, y_cpu); }, repeat);
+    const double cpu_ms = median_ms([&] { run_or_die(*cpu, in, y_cpu); }, repeat, 1);
     const double ref_ms = median_ms([&] { run_or_die(*ref, in, y_ref); }, ref_repeat, 0);
     // Useful flops: quadratic 2·keys·(Sq + E) per token (keys: (C + 1) / 2 on average causal, C otherwise),
     // linear 2·Sl·E per token for lin_q·S plus 2·Sl·E per token folded into S.
@@ -171,8 +156,8 @@ void bench_decode(const Sizes& s, int threads, int repeat, int ref_repeat) {
     if (kernel_label(*cpu, in) != "avx2:mixed_chunk_attention")
       die("the cpu session did not take the kernel");
     std::vector<Tensor> y_cpu, y_ref;
-    const double cpu_ms = median_ms([&] { run_or_die(*cpu, in, y_cpu); }, repeat * 20);
-    const double ref_ms = median_ms([&] { run_or_die(*ref, in, y_ref); }, ref_repeat * 5);
+    const double cpu_ms = median_ms([&] { run_or_die(*cpu, in, y_cpu); }, repeat * 20, 1);
+    const double ref_ms = median_ms([&] { run_or_die(*ref, in, y_ref); }, ref_repeat * 5, 1);
 
     // The kernel itself, state outputs over the state inputs (copies of them: the run changes them).
     auto graph = parse_graph(text);
@@ -201,7 +186,7 @@ void bench_decode(const Sizes& s, int threads, int repeat, int ref_repeat) {
         [&] {
           if (!kernel->run(ins, outs, workspace).is_ok()) die("decode step failed");
         },
-        repeat * 20);
+        repeat * 20, 1);
     std::free(workspace);
     std::printf("| %ld%s | %.3f | %.4f | %.4f | %.1e |\n", static_cast<long>(P),
                 (P + 1) % s.C == 0 ? " (completes a chunk)" : "", ref_ms, cpu_ms, kernel_ms,

@@ -22,8 +22,10 @@
 #include "runtime/npy.h"
 #include "runtime/session.h"
 #include "runtime/state.h"
+#include "tools/bench/bench_util.h"
 
 using namespace seqrun;
+using namespace seqrun::bench;
 
 namespace {
 
@@ -79,17 +81,6 @@ double peak_rss_mib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  if (n == 0) return 0;
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 // "1024,4096" -> {1024, 4096}; every entry a positive integer.

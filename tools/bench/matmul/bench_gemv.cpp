@@ -12,7 +12,6 @@
 // decode token per model (sum over layers of the median times).
 // Usage: seqrun-bench-gemv [--threads N] [--repeat N] [--rows 1,2,4] [--cold-mib MiB] [--paths
 // onednn,avx512,avx2]
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -31,8 +30,10 @@
 #include "backends/cpu/cpu_factories.h"
 #include "ir/graph.h"
 #include "ir/infer.h"
+#include "tools/bench/bench_util.h"
 
 using namespace seqrun;
+using namespace seqrun::bench;
 using backends::KernelInfo;
 using backends::TensorArg;
 
@@ -59,35 +60,12 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 void fill(std::vector<float>& v, uint32_t seed) {
   uint32_t s = seed * 2654435761u + 1u;
   for (float& x : v) {
     s = s * 1664525u + 1013904223u;
     x = static_cast<float>(s >> 8) / 16777216.0f - 0.5f;
   }
-}
-
-// Sum of a[0, n) (n a multiple of 32) with four independent vector accumulators, so the loop is bound by
-// memory, not by the latency of one add chain.
-__attribute__((target("avx2"))) float sum_floats(const float* a, long n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  for (long i = 0; i < n; i += 32) {
-    s0 = _mm256_add_ps(s0, _mm256_load_ps(a + i));
-    s1 = _mm256_add_ps(s1, _mm256_load_ps(a + i + 8));
-    s2 = _mm256_add_ps(s2, _mm256_load_ps(a + i + 16));
-    s3 = _mm256_add_ps(s3, _mm256_load_ps(a + i + 24));
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  float total = 0.0f;
-  for (float v : lanes) total += v;
-  return total;
 }
 
 // The machine's read bandwidth, probed between the products' passes: `threads` threads each summing its own
@@ -114,7 +92,7 @@ class ReadProbe {
     {
       const long t = omp_get_thread_num(), nt = omp_get_num_threads(), chunks = kFloats / 32;
       const long begin = chunks * t / nt * 32, end = chunks * (t + 1) / nt * 32;
-      sum += sum_floats(a + begin, end - begin);
+      sum += sum_floats_avx2(a + begin, end - begin);
     }
     const double dt = now_s() - t0;
     checksum_ += sum;

@@ -5,11 +5,9 @@
 #include <dnnl.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -17,8 +15,10 @@
 #include "ir/graph.h"
 #include "ir/infer.h"
 #include "runtime/session.h"
+#include "tools/bench/bench_util.h"
 
 using namespace seqrun;
+using namespace seqrun::bench;
 
 namespace {
 
@@ -27,24 +27,9 @@ struct Shape3 {
   const char* what;
 };
 
-template <typename Fn>
-double median_ms(Fn&& fn, int repeat) {
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 std::vector<float> random_floats(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
+  fill_uniform(v.data(), n, seed);
   return v;
 }
 
@@ -67,7 +52,7 @@ double onednn_ms(const Shape3& s, const std::vector<float>& a, const std::vector
     prim.execute(strm, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
     strm.wait();
   };
-  return median_ms(run, repeat);
+  return median_ms(run, repeat, 3);
 }
 
 double seqrun_ms(const Shape3& s, const std::vector<float>& a, const std::vector<float>& b, int repeat,
@@ -94,7 +79,7 @@ double seqrun_ms(const Shape3& s, const std::vector<float>& a, const std::vector
       std::exit(1);
     }
   };
-  double ms = median_ms(run, repeat);
+  double ms = median_ms(run, repeat, 3);
   auto placement = (*session)->placement({runtime::InputSpec{DType::f32, {s.m, s.k}}});
   if (placement && !placement->empty()) *label = placement->front().kernel;
   return ms;
