@@ -232,8 +232,7 @@ class Deriver {
   // Causal self-attention over the tokens of this call -> CachedAttention over a KV cache.
   Status rewrite_attention(Node* node) {
     const bool chunked = node->op() == "ChunkedAttention";
-    const int max_inputs = chunked ? 3 : 3;
-    for (int i = max_inputs; i < node->num_inputs(); ++i) {
+    for (int i = 3; i < node->num_inputs(); ++i) {  // Q, K, V only: no mask, no past KV
       if (node->has_input(i)) {
         return make_error(
             "derive-decode: {} has input #{} ('{}', a mask or cache); only causal attention "
@@ -405,20 +404,18 @@ class Deriver {
         for (int64_t a : axes) {
           if (axis_is_seq(x, a)) return mixing_error(node, "reduces over the sequence axis");
         }
-      } else if (op == "Concat" || op == "Split" || op == "Gather" || op == "Flip") {
-        if (axis_is_seq(x, node->get_int("axis", 0)) && op != "Concat") {
+      } else if (op == "Split" || op == "Gather" || op == "Flip") {
+        if (axis_is_seq(x, node->get_int("axis", 0)))
           return mixing_error(node, "selects along the sequence axis");
-        }
-        if (op == "Concat") {
-          for (const Value* in : node->inputs()) {
-            if (axis_is_seq(in, node->get_int("axis", 0)))
-              return mixing_error(node, "concatenates along the sequence");
-          }
+      } else if (op == "Concat") {
+        for (const Value* in : node->inputs()) {
+          if (axis_is_seq(in, node->get_int("axis", 0)))
+            return mixing_error(node, "concatenates along the sequence");
         }
       } else if (op == "Slice" || op == "Pad") {
         if (!has_seq(x)) continue;
         const int rank = ShapeReasoner::rank(x);
-        const int axes_input = op == "Slice" ? 3 : 3;
+        const int axes_input = 3;  // Slice(data, starts, ends, axes, steps), Pad(data, pads, value, axes)
         std::vector<int64_t> axes;
         if (node->num_inputs() > axes_input && node->has_input(axes_input)) {
           auto e = shapes_.elements(node->input(axes_input));

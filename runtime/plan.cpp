@@ -45,23 +45,6 @@ std::vector<std::string> ExecutionPlan::device_names() const {
   return names;
 }
 
-// Graph outputs that a kernel may write over the graph input they update (the caller binds the same buffer
-// to both): CachedAttention's new caches over the caches it reads, when nothing else reads those.
-static std::vector<int> in_place_outputs(const Graph& g) {
-  std::vector<int> alias(g.outputs().size(), -1);
-  for (size_t j = 0; j < g.outputs().size(); ++j) {
-    const Value* out = g.outputs()[j];
-    const Node* p = out->producer();
-    if (p == nullptr || p->op() != "CachedAttention" || out->producer_output() < 1) continue;
-    const Value* in = p->input(out->producer_output() + 2);
-    if (in == nullptr || in->uses().size() != 1) continue;
-    for (size_t i = 0; i < g.inputs().size(); ++i) {
-      if (g.inputs()[i] == in) alias[j] = static_cast<int>(i);
-    }
-  }
-  return alias;
-}
-
 Result<std::unique_ptr<ExecutionPlan>> ExecutionPlan::build(std::unique_ptr<Graph> graph,
                                                             const PlanOptions& options) {
   if (!graph) return make_error("ExecutionPlan::build: the graph is null");
@@ -96,7 +79,6 @@ Result<std::unique_ptr<ExecutionPlan>> ExecutionPlan::build(std::unique_ptr<Grap
   for (const Value* v : plan->graph_->values()) {
     if (v->is_constant()) plan->report_.weight_bytes += v->constant().nbytes();
   }
-  plan->output_alias_input_ = in_place_outputs(*plan->graph_);
   if (plan->reference_fallback_) {
     for (const Node* node : plan->graph_->nodes()) {
       plan->placement_.push_back({node->op(), node_label(*node), "reference-executor", "reference"});
@@ -403,6 +385,25 @@ Status ExecutionPlan::build_steps(const PlanOptions& options) {
         buffers_[bo].inplace_of = bi;
         taken.push_back(bi);
         break;
+      }
+    }
+  }
+
+  // Graph outputs a kernel may write over the graph input it reads (the caller binds one buffer to both, e.g.
+  // a decoder's KV cache): the kernel's own can_run_in_place, when nothing else reads that input.
+  output_alias_input_.assign(graph_->outputs().size(), -1);
+  for (const Step& step : im.steps) {
+    if (step.kind != Step::Kind::Kernel) continue;
+    for (size_t o = 0; o < step.out_slots.size(); ++o) {
+      const Slot& out = im.slots[step.out_slots[o]];
+      if (out.home != Home::Output) continue;
+      for (size_t i = 0; i < step.in_slots.size(); ++i) {
+        if (step.in_slots[i] < 0) continue;
+        const Slot& in = im.slots[step.in_slots[i]];
+        if (in.home != Home::Input || in.value == nullptr || in.value->uses().size() != 1) continue;
+        if (step.kernel->can_run_in_place(static_cast<int>(o), static_cast<int>(i))) {
+          output_alias_input_[out.index] = in.index;
+        }
       }
     }
   }

@@ -123,8 +123,8 @@ class ExecutionPlan {
   std::vector<PlacementEntry> placement_;
   std::vector<PlannedBuffer> buffers_;
   std::vector<StepInfo> step_infos_;
-  // Per graph output: the graph input it may share memory with (an op that updates a caller-held buffer
-  // in place, e.g. CachedAttention's KV caches), or -1.
+  // Per graph output: the graph input it may share memory with (a kernel that updates a caller-held buffer
+  // in place and says so by can_run_in_place, e.g. CachedAttention's KV caches), or -1.
   std::vector<int> output_alias_input_;
   std::unique_ptr<Impl> impl_;
   std::mutex run_mutex_;

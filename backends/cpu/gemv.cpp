@@ -304,11 +304,11 @@ void apply_epilogue(const Epilogue& e, Isa isa, float* y, int64_t rows, int64_t 
 // ---- the kernel ----------------------------------------------------------------------------------------
 
 // Packed weights shared between kernels: every plan of a session (one per input shape: prefill chunks, steps,
-// each KV-cache capacity a decoder grows to) packs the same constant weights the same way, so the first kernel
-// packs and the others share it — one packed copy per weight, not one per plan, and no repacking when a plan
-// is rebuilt. Keyed by the weight's address and the packing; held weakly, so a packing lives exactly as long
-// as some kernel uses it. The address is a sound key: a kernel's plan keeps its constants (and so their
-// storage) alive, so no other weight can occupy that address while an entry is alive.
+// each KV-cache capacity a decoder grows to) packs the same constant weights the same way, so the first
+// kernel packs and the others share it — one packed copy per weight, not one per plan, and no repacking when
+// a plan is rebuilt. Keyed by the weight's address and the packing; held weakly, so a packing lives exactly
+// as long as some kernel uses it. The address is a sound key: a kernel's plan keeps its constants (and so
+// their storage) alive, so no other weight can occupy that address while an entry is alive.
 struct PackedKey {
   const float* w;
   int64_t k, n, group_cols;

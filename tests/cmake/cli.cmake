@@ -172,3 +172,8 @@ set_tests_properties(cli_inspect_seqrun cli_run_seqrun PROPERTIES FIXTURES_REQUI
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/cli_corrupt.seqrun "SEQR this is not a flatbuffer")
 seqrun_cli_test(inspect_corrupt_seqrun EXIT 1 ARGS inspect ${CMAKE_CURRENT_BINARY_DIR}/cli_corrupt.seqrun
                 STDERR "cli_corrupt.seqrun" ONE_ERROR_LINE)
+# --dtype: f16/bf16 need the CUDA backend; an unknown dtype is a usage error.
+seqrun_cli_test(run_dtype_needs_cuda EXIT 2 ARGS run ${SEQRUN_CLI_DATA}/linear.onnx --dtype bf16
+                -i x=${SEQRUN_CLI_DATA}/linear_x.npy STDERR "--dtype bf16 needs --backend cuda" ONE_ERROR_LINE)
+seqrun_cli_test(run_dtype_unknown EXIT 2 ARGS run ${SEQRUN_CLI_DATA}/linear.onnx --dtype f8
+                -i x=${SEQRUN_CLI_DATA}/linear_x.npy STDERR "--dtype: f8 not in" ONE_ERROR_LINE)

@@ -347,3 +347,25 @@ TEST_CASE("derive-decode: graphs without an exact step graph are errors naming t
   CHECK_FALSE(stateful.value()->signature().stateful());
   CHECK(stateful.value()->derive_note().find("is not causal") != std::string::npos);
 }
+
+TEST_CASE("stateful sessions: bad decode options and position inputs are errors naming them", "[decode]") {
+  auto seq_session = make_session(hf_graph("gpt2_fp32"));
+  StatefulOptions options;
+  options.kv_block = 0;
+  auto bad = StatefulSession::create(*seq_session, options);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().message() == "kv_block 0 must be positive");
+
+  // A position input that is not i64 [] or [1].
+  auto g = parse_graph(R"(graph g(%ids: i64[batch, seq], %position: f32[], %state.h: f32[batch, 2]) {
+  %emb = const f32[2, 3] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+  %logits = Gather(%emb, %ids) {axis = 0} : f32[batch, seq, 3]
+  %new_state.h = Identity(%state.h) : f32[batch, 2]
+  return %logits, %new_state.h
+})");
+  REQUIRE(g.is_ok());
+  auto sig = find_state_signature(*g.value(), {});
+  REQUIRE_FALSE(sig.is_ok());
+  CHECK(sig.status().message() ==
+        "input 'position' has type f32[]; the position input must be i64 [] or [1]");
+}
